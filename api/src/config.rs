@@ -1,0 +1,171 @@
+//! Service configuration: a TOML file, then `NETWARDEN_`-prefixed environment overrides
+//! (`NETWARDEN_DATABASE__URL`, `NETWARDEN_POLLING__INTERVAL=30s`, ...).
+
+use anyhow::{Context, Result};
+use collector::db::BackendChoice;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded database, the secret key and other local state live.
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub secrets: SecretsConfig,
+    pub polling: PollingConfig,
+    pub api: ApiConfig,
+    pub inventory: InventoryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL or key=value string. Empty: start the embedded server in `data_dir/pg`.
+    pub url: String,
+    pub pool_size: usize,
+    /// auto | timescaledb | partitioned (chosen at the first migrate, then fixed).
+    pub backend: BackendChoice,
+    /// Server binaries for the embedded server; found automatically when empty.
+    pub embedded_bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// File holding the 32-byte key (base64). Empty: `NETWARDEN_SECRET_KEY`, else
+    /// `data_dir/secret.key` (created on first start of the embedded default).
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollingConfig {
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    pub retries: u32,
+    pub max_repetitions: u32,
+    pub max_in_flight: usize,
+    pub down_after_failures: i32,
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventoryConfig {
+    /// Inventory file imported (merged) at start-up, if set.
+    pub file: Option<PathBuf>,
+    /// How often the scheduler re-reads the inventory from the database.
+    #[serde(with = "humantime_serde_compat")]
+    pub refresh: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("netwarden-data"),
+            database: DatabaseConfig::default(),
+            secrets: SecretsConfig::default(),
+            polling: PollingConfig::default(),
+            api: ApiConfig::default(),
+            inventory: InventoryConfig { file: None, refresh: Duration::from_secs(30) },
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: String::new(), pool_size: 16, backend: BackendChoice::Auto, embedded_bin_dir: None }
+    }
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        SecretsConfig { key_file: None }
+    }
+}
+
+impl Default for PollingConfig {
+    fn default() -> Self {
+        PollingConfig {
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(2),
+            retries: 2,
+            max_repetitions: 25,
+            max_in_flight: 256,
+            down_after_failures: 2,
+            max_backoff: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: "127.0.0.1:8080".into() }
+    }
+}
+
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("duration {s:?}: {e} (use e.g. 30s, 5m)")))
+    }
+}
+
+impl Config {
+    /// Loads `path` (optional unless given explicitly) and the environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut b = config::Config::builder();
+        match path {
+            Some(p) => {
+                b = b.add_source(config::File::from(p).format(config::FileFormat::Toml).required(true));
+            }
+            None => {
+                b = b.add_source(config::File::with_name("netwarden.toml").format(config::FileFormat::Toml).required(false));
+            }
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("NETWARDEN")
+                .prefix_separator("_")
+                .separator("__")
+                .ignore_empty(true)
+                // NETWARDEN_SECRET_KEY is the key itself, not a setting.
+                .source(Some(std::env::vars().filter(|(k, _)| k != "NETWARDEN_SECRET_KEY" && k != "NETWARDEN_CONFIG").collect())),
+        );
+        let raw = b.build().with_context(|| match path {
+            Some(p) => format!("reading configuration {}", p.display()),
+            None => "reading configuration".to_string(),
+        })?;
+        let cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+        Ok(cfg)
+    }
+
+    pub fn scheduler_options(&self) -> collector::scheduler::SchedulerOptions {
+        let p = &self.polling;
+        collector::scheduler::SchedulerOptions {
+            default_interval: p.interval,
+            max_in_flight: p.max_in_flight,
+            client: collector::snmp::ClientOptions {
+                timeout: p.timeout,
+                retries: p.retries,
+                max_repetitions: p.max_repetitions,
+                ..Default::default()
+            },
+            down_after_failures: p.down_after_failures,
+            max_backoff: p.max_backoff,
+        }
+    }
+}

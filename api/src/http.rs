@@ -1,0 +1,228 @@
+//! The HTTP API. Errors leave in one shape: `{"error": {"code", "message"}}`. Device secrets
+//! never leave: responses carry `DeviceView`, which has none.
+
+use crate::runtime::AppState;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use collector::inventory::{self, DeviceView};
+use collector::store::query;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/devices", get(list_devices).post(create_device))
+        .route("/api/v1/devices/{name}", get(get_device).put(update_device).delete(delete_device))
+        .route("/api/v1/devices/{name}/interfaces", get(device_interfaces))
+        .route("/api/v1/devices/{name}/interfaces/{ifname}/samples", get(interface_samples))
+        .route("/api/v1/inventory/import", axum::routing::post(import_inventory))
+        .with_state(state)
+}
+
+/// An API error with a stable code.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "API internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+    fn unavailable(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(serde_json::json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn db(state: &AppState) -> ApiResult<deadpool_postgres::Object> {
+    state.pool.get().await.map_err(ApiError::unavailable)
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    let ok = match s.pool.get().await {
+        Ok(c) => c.query_one("SELECT 1", &[]).await.is_ok(),
+        Err(_) => false,
+    };
+    let body = serde_json::json!({"status": if ok {"ok"} else {"degraded"}, "database": ok, "storage_backend": s.backend});
+    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+}
+
+async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let st = &s.scheduler_stats;
+    let w = s.writer.stats();
+    Json(serde_json::json!({
+        "polls": {
+            "ok": st.polls_ok.load(Ordering::Relaxed),
+            "failed": st.polls_failed.load(Ordering::Relaxed),
+            "skipped": st.polls_skipped.load(Ordering::Relaxed),
+            "state_write_errors": st.db_errors.load(Ordering::Relaxed),
+        },
+        "samples": {
+            "written": w.rows_written.load(Ordering::Relaxed),
+            "dropped": w.rows_dropped.load(Ordering::Relaxed),
+            "copies": w.copies.load(Ordering::Relaxed),
+            "copy_errors": w.copy_errors.load(Ordering::Relaxed),
+        },
+        "storage_backend": s.backend,
+    }))
+}
+
+#[derive(Serialize)]
+struct DeviceWithState {
+    #[serde(flatten)]
+    device: DeviceView,
+    state: Option<query::DeviceState>,
+}
+
+async fn list_devices(State(s): State<AppState>) -> ApiResult<Json<Vec<DeviceWithState>>> {
+    let c = db(&s).await?;
+    let devices = inventory::store::list_views(&**c).await.map_err(ApiError::internal)?;
+    let states = query::device_states(&**c).await.map_err(ApiError::internal)?;
+    Ok(Json(
+        devices
+            .iter()
+            .map(|d| DeviceWithState { state: states.iter().find(|st| Some(st.device_id) == d.id).cloned(), device: d.clone() })
+            .collect(),
+    ))
+}
+
+async fn find(s: &AppState, c: &deadpool_postgres::Object, name: &str) -> ApiResult<inventory::Device> {
+    inventory::store::get_by_name(&***c, &s.secrets, name)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no device named {name:?}")))
+}
+
+async fn get_device(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<DeviceWithState>> {
+    let c = db(&s).await?;
+    let d = find(&s, &c, &name).await?;
+    let state = query::device_state(&**c, d.id.unwrap_or_default()).await.map_err(ApiError::internal)?;
+    Ok(Json(DeviceWithState { device: DeviceView::from(&d), state }))
+}
+
+/// Parses one device given as JSON with the inventory file's schema and validation.
+fn parse_device(body: &serde_json::Value) -> ApiResult<inventory::Device> {
+    let doc = serde_json::json!({ "devices": [body] }).to_string();
+    let mut devices = inventory::parse_inventory("request body", &doc, Some(inventory::Format::Yaml))
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_device", e.to_string()))?;
+    devices.pop().ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_device", "empty device"))
+}
+
+async fn create_device(State(s): State<AppState>, Json(body): Json<serde_json::Value>) -> ApiResult<(StatusCode, Json<DeviceView>)> {
+    let d = parse_device(&body)?;
+    let c = db(&s).await?;
+    if inventory::store::get_by_name(&**c, &s.secrets, &d.name).await.map_err(ApiError::internal)?.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "exists", format!("device {:?} already exists", d.name)));
+    }
+    let stored = inventory::store::upsert_one(&**c, &s.secrets, &d).await.map_err(ApiError::internal)?;
+    s.inventory_changed.notify_one();
+    Ok((StatusCode::CREATED, Json(DeviceView::from(&stored))))
+}
+
+async fn update_device(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<Json<DeviceView>> {
+    let d = parse_device(&body)?;
+    if d.name != name {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "name_mismatch", "the body's name differs from the path"));
+    }
+    let c = db(&s).await?;
+    find(&s, &c, &name).await?;
+    let stored = inventory::store::upsert_one(&**c, &s.secrets, &d).await.map_err(ApiError::internal)?;
+    s.inventory_changed.notify_one();
+    Ok(Json(DeviceView::from(&stored)))
+}
+
+async fn delete_device(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let c = db(&s).await?;
+    if inventory::store::delete_by_name(&**c, &name).await.map_err(ApiError::internal)? {
+        s.inventory_changed.notify_one();
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no device named {name:?}")))
+    }
+}
+
+async fn device_interfaces(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Vec<query::InterfaceState>>> {
+    let c = db(&s).await?;
+    let d = find(&s, &c, &name).await?;
+    Ok(Json(query::interfaces(&**c, d.id.unwrap_or_default()).await.map_err(ApiError::internal)?))
+}
+
+#[derive(Deserialize)]
+struct SamplesQuery {
+    /// Look-back window, e.g. 15m, 1h (default 1h).
+    since: Option<String>,
+}
+
+async fn interface_samples(
+    State(s): State<AppState>,
+    Path((name, ifname)): Path<(String, String)>,
+    Query(q): Query<SamplesQuery>,
+) -> ApiResult<Json<Vec<query::InterfaceSample>>> {
+    let window = match q.since.as_deref() {
+        None => std::time::Duration::from_secs(3600),
+        Some(w) => humantime::parse_duration(w)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_since", format!("since={w:?}: {e}")))?,
+    };
+    let c = db(&s).await?;
+    let d = find(&s, &c, &name).await?;
+    let ifs = query::interfaces(&**c, d.id.unwrap_or_default()).await.map_err(ApiError::internal)?;
+    let iface = ifs
+        .iter()
+        .find(|i| i.name == ifname)
+        .ok_or_else(|| ApiError::not_found(format!("device {name:?} has no interface {ifname:?}")))?;
+    let since = chrono::Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::hours(1));
+    Ok(Json(query::interface_samples(&**c, iface.id, since).await.map_err(ApiError::internal)?))
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    format: Option<String>,
+    #[serde(default)]
+    replace: bool,
+}
+
+async fn import_inventory(State(s): State<AppState>, Query(q): Query<ImportQuery>, body: String) -> ApiResult<Json<serde_json::Value>> {
+    let format = match q.format.as_deref() {
+        None | Some("yaml") | Some("yml") => inventory::Format::Yaml,
+        Some("csv") => inventory::Format::Csv,
+        Some(other) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_format", format!("format {other:?}: use yaml or csv"))),
+    };
+    let devices = inventory::parse_inventory("request body", &body, Some(format))
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_inventory", e.to_string()))?;
+    let mut c = db(&s).await?;
+    let mode = if q.replace { inventory::store::ImportMode::Replace } else { inventory::store::ImportMode::Merge };
+    let report = inventory::store::import(&mut **c, &s.secrets, &devices, mode).await.map_err(ApiError::internal)?;
+    s.inventory_changed.notify_one();
+    Ok(Json(serde_json::json!({"result": report.to_string()})))
+}

@@ -1,0 +1,191 @@
+//! The `netwarden` binary: wires the collector, the store and the HTTP API.
+
+use anyhow::{Context, Result, bail};
+use api::config::Config;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "netwarden", version, about = "Network monitoring and self-healing")]
+struct Cli {
+    /// Configuration file (TOML). Default: ./netwarden.toml if present.
+    #[arg(long, short, global = true, env = "NETWARDEN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: migrate, poll the inventory, serve the API.
+    Serve {
+        /// Also start a private net-snmp agent on 127.0.0.1 and poll it (first-run demo).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Poll one device once and print what was collected.
+    Poll(PollArgs),
+    /// Inventory import and export.
+    #[command(subcommand)]
+    Inventory(InventoryCommand),
+}
+
+#[derive(Args)]
+struct PollArgs {
+    /// host[:port] of the agent (port 161 by default).
+    address: String,
+    /// SNMPv2c community.
+    #[arg(long, env = "NETWARDEN_SNMP_COMMUNITY", conflicts_with = "v3_user")]
+    community: Option<String>,
+    /// SNMPv3 user name.
+    #[arg(long = "v3-user")]
+    v3_user: Option<String>,
+    /// SNMPv3 authentication protocol: MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512.
+    #[arg(long, requires = "v3_user")]
+    auth: Option<String>,
+    #[arg(long, env = "NETWARDEN_SNMP_AUTH_PASSWORD", hide_env_values = true)]
+    auth_password: Option<String>,
+    /// SNMPv3 privacy protocol: DES, AES, AES-192, AES-256.
+    #[arg(long, requires = "auth")]
+    r#priv: Option<String>,
+    #[arg(long, env = "NETWARDEN_SNMP_PRIV_PASSWORD", hide_env_values = true)]
+    priv_password: Option<String>,
+    /// SNMPv3 context name.
+    #[arg(long)]
+    context: Option<String>,
+    /// Request timeout (e.g. 2s).
+    #[arg(long, default_value = "2s")]
+    timeout: humantime::Duration,
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum InventoryCommand {
+    /// Import devices from a YAML or CSV file; nothing is applied if any row is bad.
+    Import {
+        file: PathBuf,
+        /// Also delete devices that are not in the file.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Print the inventory as YAML (or CSV).
+    Export {
+        #[arg(long, value_parser = ["yaml", "csv"], default_value = "yaml")]
+        format: String,
+        /// Include secrets (communities, passwords) in clear text.
+        #[arg(long)]
+        with_secrets: bool,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    api::telemetry::init_logging();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("netwarden: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Poll(args) => poll(args).await,
+        Command::Migrate => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let db = api::runtime::Database::open(&cfg).await?;
+            let report = db.migrate(&cfg).await?;
+            println!(
+                "storage back-end: {}; applied {} migration(s), {} already applied",
+                report.backend.as_str(),
+                report.applied.len(),
+                report.already_applied
+            );
+            db.shutdown().await;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Serve { demo } => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            api::runtime::serve(cfg, demo).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Inventory(cmd) => {
+            let cfg = Config::load(cli.config.as_deref())?;
+            let db = api::runtime::Database::open(&cfg).await?;
+            db.migrate(&cfg).await?;
+            let secrets = api::runtime::load_secrets(&cfg, db.is_embedded())?;
+            let r = match cmd {
+                InventoryCommand::Import { file, replace } => api::runtime::import_file(&db, &secrets, &file, replace).await.map(|report| {
+                    println!("{report}");
+                }),
+                InventoryCommand::Export { format, with_secrets } => {
+                    api::runtime::export(&db, &secrets, &format, with_secrets).await.map(|text| print!("{text}"))
+                }
+            };
+            db.shutdown().await;
+            r?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn poll(a: PollArgs) -> Result<std::process::ExitCode> {
+    use collector::inventory::{AuthProtocol, PrivProtocol, SnmpCredentials, SnmpV3Credentials};
+    let creds = match (&a.community, &a.v3_user) {
+        (_, Some(user)) => {
+            let auth = match &a.auth {
+                Some(p) => {
+                    let proto: AuthProtocol = p.parse().map_err(|e: String| anyhow::anyhow!("--auth: {e}"))?;
+                    let pw = a.auth_password.clone().context("--auth needs --auth-password (or NETWARDEN_SNMP_AUTH_PASSWORD)")?;
+                    Some((proto, pw))
+                }
+                None => None,
+            };
+            let privacy = match &a.r#priv {
+                Some(p) => {
+                    let proto: PrivProtocol = p.parse().map_err(|e: String| anyhow::anyhow!("--priv: {e}"))?;
+                    let pw = a.priv_password.clone().context("--priv needs --priv-password (or NETWARDEN_SNMP_PRIV_PASSWORD)")?;
+                    Some((proto, pw))
+                }
+                None => None,
+            };
+            SnmpCredentials::V3(SnmpV3Credentials { user: user.clone(), auth, privacy, context: a.context.clone() })
+        }
+        (Some(c), None) => SnmpCredentials::V2c { community: c.clone() },
+        (None, None) => bail!("give --community for SNMPv2c or --v3-user (with --auth/--priv) for SNMPv3"),
+    };
+    let target = if a.address.contains(':') && !a.address.starts_with('[') && a.address.matches(':').count() == 1 {
+        a.address.clone()
+    } else if a.address.starts_with('[') && a.address.contains("]:") {
+        a.address.clone()
+    } else if a.address.contains(':') {
+        format!("[{}]:161", a.address.trim_matches(|c| c == '[' || c == ']'))
+    } else {
+        format!("{}:161", a.address)
+    };
+    let opts = collector::snmp::ClientOptions { timeout: a.timeout.into(), retries: a.retries, ..Default::default() };
+    let mut client = collector::snmp::SnmpClient::new(target, creds, opts);
+    match collector::poll::poll_interfaces(&mut client).await {
+        Ok(poll) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&poll)?);
+            } else {
+                print!("{}", api::render::poll_table(&poll));
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("netwarden: poll failed ({}): {e}", e.kind());
+            Ok(std::process::ExitCode::from(2))
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Start-up and ordered shutdown of the service, and the CLI verbs that need the database.
+
+use crate::config::Config;
+use anyhow::{Context, Result, bail};
+use collector::db::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use collector::db::{DbPool, MigrateReport};
+use collector::inventory::{self, Device};
+use collector::scheduler::{self, ScheduledDevice, SchedulerStats};
+use collector::secrets::SecretBox;
+use collector::store::{SampleWriter, WriterOptions};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The database the service uses: a configured server, or the embedded one it started.
+pub struct Database {
+    pub pool: DbPool,
+    embedded: Mutex<Option<EmbeddedPostgres>>,
+    description: String,
+}
+
+impl Database {
+    pub async fn open(cfg: &Config) -> Result<Database> {
+        let (url, embedded, description) = if cfg.database.url.trim().is_empty() {
+            let data_dir = std::path::absolute(cfg.data_dir.join("pg")).context("data_dir")?;
+            let opts = EmbeddedOptions { data_dir: data_dir.clone(), port: None, bin_dir: cfg.database.embedded_bin_dir.clone() };
+            let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(opts))
+                .await
+                .context("embedded PostgreSQL start task")??;
+            let url = pg.connection_string();
+            (url, Some(pg), format!("embedded PostgreSQL in {}", data_dir.display()))
+        } else {
+            (cfg.database.url.clone(), None, "configured PostgreSQL".to_string())
+        };
+        let pool = match collector::db::connect(&url, cfg.database.pool_size.max(2)).await {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(mut pg) = embedded {
+                    let _ = pg.stop();
+                }
+                return Err(e).context(format!("database ({description})"));
+            }
+        };
+        Ok(Database { pool, embedded: Mutex::new(embedded), description })
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.lock().expect("lock").is_some()
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub async fn migrate(&self, cfg: &Config) -> Result<MigrateReport> {
+        let mut conn = self.pool.get().await.context("database connection for migrate")?;
+        let client: &mut tokio_postgres::Client = &mut conn;
+        Ok(collector::db::migrate(client, cfg.database.backend).await?)
+    }
+
+    /// Closes the pool, then stops the embedded server if we started it.
+    pub async fn shutdown(self) {
+        self.pool.close();
+        let pg = self.embedded.lock().expect("lock").take();
+        if let Some(mut pg) = pg {
+            let r = tokio::task::spawn_blocking(move || pg.stop()).await;
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "embedded PostgreSQL did not stop cleanly");
+            }
+        }
+    }
+}
+
+/// The key that seals credentials: the configured file, else `NETWARDEN_SECRET_KEY`, else (for
+/// the embedded default only) `data_dir/secret.key`, created on first use.
+pub fn load_secrets(cfg: &Config, embedded: bool) -> Result<SecretBox> {
+    if let Some(path) = &cfg.secrets.key_file {
+        return Ok(SecretBox::from_file(path)?);
+    }
+    if std::env::var_os("NETWARDEN_SECRET_KEY").is_some() {
+        return Ok(SecretBox::from_env()?);
+    }
+    let default = cfg.data_dir.join("secret.key");
+    if default.exists() {
+        return Ok(SecretBox::from_file(&default)?);
+    }
+    if embedded {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+        tracing::info!(path = %default.display(), "created a new secret key for credentials at rest; back it up");
+        return Ok(SecretBox::generate_key_file(&default)?);
+    }
+    bail!(
+        "no secret key: set secrets.key_file, or NETWARDEN_SECRET_KEY (32 bytes, base64), \
+         to encrypt device credentials at rest"
+    )
+}
+
+pub async fn import_file(db: &Database, secrets: &SecretBox, file: &Path, replace: bool) -> Result<inventory::store::ImportReport> {
+    let devices = inventory::read_inventory_file(file, None)?;
+    let mut conn = db.pool.get().await.context("database connection")?;
+    let mode = if replace { inventory::store::ImportMode::Replace } else { inventory::store::ImportMode::Merge };
+    Ok(inventory::store::import(&mut **conn, secrets, &devices, mode).await?)
+}
+
+pub async fn export(db: &Database, secrets: &SecretBox, format: &str, with_secrets: bool) -> Result<String> {
+    let conn = db.pool.get().await.context("database connection")?;
+    let devices = inventory::store::list(&**conn, secrets).await?;
+    Ok(match format {
+        "csv" => inventory::export_csv(&devices, with_secrets),
+        _ => inventory::export_yaml(&devices, with_secrets),
+    })
+}
+
+async fn scheduled_devices(pool: &DbPool, secrets: &SecretBox) -> Result<Vec<ScheduledDevice>> {
+    let conn = pool.get().await.context("database connection")?;
+    let devices: Vec<Device> = inventory::store::list(&**conn, secrets).await?;
+    Ok(devices.into_iter().filter_map(|d| Some(ScheduledDevice { id: d.id?, device: d })).collect())
+}
+
+/// Everything the HTTP layer needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: DbPool,
+    pub secrets: Arc<SecretBox>,
+    pub scheduler_stats: Arc<SchedulerStats>,
+    pub writer: collector::store::WriterHandle,
+    /// Pokes the inventory refresher after an API change.
+    pub inventory_changed: Arc<tokio::sync::Notify>,
+    pub backend: &'static str,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// Runs the service until SIGINT/SIGTERM, then stops in order: polling, sample flush, API,
+/// database.
+pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let db = Database::open(&cfg).await?;
+    let report = db.migrate(&cfg).await?;
+    let secrets = Arc::new(load_secrets(&cfg, db.is_embedded())?);
+    if let Some(file) = &cfg.inventory.file {
+        let r = import_file(&db, &secrets, file, false).await?;
+        tracing::info!(file = %file.display(), "{r}");
+    }
+    let demo_agent = if demo { Some(crate::demo::start(&cfg, &db, &secrets).await?) } else { None };
+
+    let cancel = CancellationToken::new();
+    let writer_cancel = CancellationToken::new();
+    let (writer, writer_task) = SampleWriter::spawn(db.pool.clone(), WriterOptions::default(), writer_cancel.clone());
+    let stats = Arc::new(SchedulerStats::default());
+    let initial = scheduled_devices(&db.pool, &secrets).await?;
+    let n_devices = initial.len();
+    let (dev_tx, dev_rx) = watch::channel(initial);
+    let changed = Arc::new(tokio::sync::Notify::new());
+
+    let refresher = {
+        let (pool, secrets, cancel, changed, every) =
+            (db.pool.clone(), secrets.clone(), cancel.clone(), changed.clone(), cfg.inventory.refresh.max(Duration::from_secs(1)));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                    _ = changed.notified() => {}
+                }
+                match scheduled_devices(&pool, &secrets).await {
+                    Ok(list) => {
+                        dev_tx.send_if_modified(|cur| {
+                            let differs = *cur != list;
+                            if differs {
+                                *cur = list;
+                            }
+                            differs
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot reload the inventory; keeping the current one"),
+                }
+            }
+        })
+    };
+    let maintenance = {
+        let (pool, cancel) = (db.pool.clone(), cancel.clone());
+        tokio::spawn(async move {
+            loop {
+                match pool.get().await {
+                    Ok(c) => match c.query_one("SELECT netwarden_maintain()", &[]).await {
+                        Ok(row) => tracing::debug!(result = row.get::<_, String>(0), "storage maintenance"),
+                        Err(e) => tracing::warn!(error = %e, "storage maintenance failed"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "storage maintenance: no database connection"),
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                }
+            }
+        })
+    };
+    let sched = tokio::spawn(scheduler::run(
+        db.pool.clone(),
+        writer.clone(),
+        cfg.scheduler_options(),
+        stats.clone(),
+        dev_rx,
+        cancel.clone(),
+    ));
+
+    let state = AppState {
+        pool: db.pool.clone(),
+        secrets: secrets.clone(),
+        scheduler_stats: stats,
+        writer: writer.clone(),
+        inventory_changed: changed,
+        backend: report.backend.as_str(),
+        metrics,
+    };
+    let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
+        .await
+        .with_context(|| format!("binding the API to {}", cfg.api.listen))?;
+    let addr = listener.local_addr()?;
+    println!("netwarden is running");
+    println!("  API        http://{addr}/api/v1/devices   (health: http://{addr}/health, metrics: http://{addr}/metrics)");
+    println!("  database   {} (storage back-end: {})", db.description(), report.backend.as_str());
+    println!("  polling    {n_devices} device(s) every {:?}", cfg.polling.interval);
+    if let Some(agent) = &demo_agent {
+        println!("  demo       polling a private net-snmp agent on {} (device \"{}\")", agent.target, agent.device_name);
+    }
+    println!("  stop       Ctrl-C");
+
+    let http_cancel = CancellationToken::new();
+    let server = {
+        let http_cancel = http_cancel.clone();
+        let app = crate::http::router(state);
+        tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async move { http_cancel.cancelled().await }).await
+        })
+    };
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: stopping polls");
+    cancel.cancel();
+    let _ = sched.await;
+    let _ = refresher.await;
+    let _ = maintenance.await;
+    tracing::info!("flushing samples");
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(10), writer.flush()).await.unwrap_or(Err("timeout".into())) {
+        tracing::warn!(error = %e, "final sample flush failed");
+    }
+    writer_cancel.cancel();
+    let _ = writer_task.await;
+    http_cancel.cancel();
+    let _ = server.await;
+    if let Some(agent) = demo_agent {
+        agent.stop();
+    }
+    db.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

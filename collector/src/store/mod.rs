@@ -1,0 +1,9 @@
+//! The collector's tables: device and interface state (updated in place) and the sample tables
+//! (append-only, written with binary COPY by [`SampleWriter`]).
+
+pub mod query;
+mod state;
+mod writer;
+
+pub use state::{interface_ids, record_poll_failure, record_poll_success, record_skipped};
+pub use writer::{IfSampleRow, PollSampleRow, SampleWriter, WriterHandle, WriterOptions, WriterStats};
