@@ -125,9 +125,21 @@ mod humantime_serde_compat {
     }
 }
 
+/// Whether an environment variable overrides a configuration key (`NETWARDEN_<top-level key>…`).
+fn is_setting(var: &str) -> bool {
+    let Some(rest) = var.strip_prefix("NETWARDEN_") else { return false };
+    let rest = rest.to_ascii_lowercase();
+    rest == "data_dir" || ["database__", "secrets__", "polling__", "api__", "inventory__"].iter().any(|p| rest.starts_with(p))
+}
+
 impl Config {
     /// Loads `path` (optional unless given explicitly) and the environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config> {
+        Self::load_with_env(path, std::env::vars().collect())
+    }
+
+    /// [`Config::load`] with an explicit environment (tests).
+    pub fn load_with_env(path: Option<&Path>, env: std::collections::HashMap<String, String>) -> Result<Config> {
         let mut b = config::Config::builder();
         match path {
             Some(p) => {
@@ -142,8 +154,8 @@ impl Config {
                 .prefix_separator("_")
                 .separator("__")
                 .ignore_empty(true)
-                // NETWARDEN_SECRET_KEY is the key itself, not a setting.
-                .source(Some(std::env::vars().filter(|(k, _)| k != "NETWARDEN_SECRET_KEY" && k != "NETWARDEN_CONFIG").collect())),
+                // Only settings: NETWARDEN_SECRET_KEY, NETWARDEN_LOG, NETWARDEN_CONFIG, ... are not.
+                .source(Some(env.into_iter().filter(|(k, _)| is_setting(k)).collect())),
         );
         let raw = b.build().with_context(|| match path {
             Some(p) => format!("reading configuration {}", p.display()),
@@ -167,5 +179,42 @@ impl Config {
             down_after_failures: p.down_after_failures,
             max_backoff: p.max_backoff,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn file_then_environment_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.toml");
+        std::fs::write(&f, "[polling]\ninterval = \"5m\"\nretries = 4\n[api]\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+        let c = Config::load_with_env(
+            Some(&f),
+            env(&[("NETWARDEN_POLLING__INTERVAL", "30s"), ("NETWARDEN_LOG", "debug"), ("NETWARDEN_SECRET_KEY", "x")]),
+        )
+        .unwrap();
+        assert_eq!(c.polling.interval, Duration::from_secs(30));
+        assert_eq!(c.polling.retries, 4);
+        assert_eq!(c.api.listen, "127.0.0.1:9000");
+        assert_eq!(c.polling.timeout, Duration::from_secs(2), "defaults fill the rest");
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("n.toml");
+        std::fs::write(&f, "[polling]\nintervall = \"5m\"\n").unwrap();
+        let e = format!("{:#}", Config::load_with_env(Some(&f), HashMap::new()).unwrap_err());
+        assert!(e.contains("intervall"), "{e}");
+        let e = format!("{:#}", Config::load_with_env(None, env(&[("NETWARDEN_POLLING__TIMEOUT", "soon")])).unwrap_err());
+        assert!(e.contains("soon"), "{e}");
     }
 }
