@@ -146,6 +146,17 @@ async fn a_silent_device_is_marked_down_with_the_reason_and_others_keep_polling(
     assert_eq!(r.get::<_, String>(0), "timeout");
     assert!(r.get::<_, String>(1).contains(&format!("127.0.0.1:{silent_port}")));
     assert!(r.get::<_, i32>(2) >= 2);
+    // The history says when it went down and why.
+    let h = c
+        .query_one(
+            "SELECT count(*) FROM state_change s JOIN device d ON d.id = s.device_id
+              WHERE d.name = 'silent' AND kind = 'device' AND new_state = 'down' AND detail->>'error_kind' = 'timeout'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(h, 1);
     // The healthy device is unaffected.
     wait_for(
         &c,

@@ -142,3 +142,165 @@ pub async fn interface_samples(
         })
         .collect())
 }
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StateChange {
+    pub time: DateTime<Utc>,
+    pub device_id: Option<i64>,
+    pub kind: String,
+    pub key: String,
+    pub old_state: Option<String>,
+    pub new_state: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+fn change_from(r: &tokio_postgres::Row) -> StateChange {
+    StateChange {
+        time: r.get(0),
+        device_id: r.get(1),
+        kind: r.get(2),
+        key: r.get(3),
+        old_state: r.get(4),
+        new_state: r.get(5),
+        detail: r.get(6),
+    }
+}
+
+/// Changes in `[from, to)`, oldest first, optionally for one device and/or one kind.
+pub async fn state_changes(
+    db: &impl GenericClient,
+    device_id: Option<i64>,
+    kind: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<StateChange>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "SELECT time, device_id, kind, key, old_state, new_state, detail FROM state_change
+              WHERE time >= $1 AND time < $2 AND ($3::bigint IS NULL OR device_id = $3)
+                AND ($4::text IS NULL OR kind = $4)
+              ORDER BY time, id LIMIT $5",
+            &[&from, &to, &device_id, &kind, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(change_from).collect())
+}
+
+/// The state of every tracked object of a device as it was at `at` (objects that had vanished by
+/// then are left out), each with the time it entered that state.
+pub async fn state_as_of(
+    db: &impl GenericClient,
+    device_id: i64,
+    kind: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<Vec<StateChange>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "SELECT * FROM (
+                 SELECT DISTINCT ON (kind, key) time, device_id, kind, key, old_state, new_state, detail
+                   FROM state_change
+                  WHERE device_id = $1 AND time <= $2 AND ($3::text IS NULL OR kind = $3)
+                  ORDER BY kind, key, time DESC, id DESC) latest
+              WHERE new_state IS NOT NULL ORDER BY kind, key",
+            &[&device_id, &at, &kind],
+        )
+        .await?;
+    Ok(rows.iter().map(change_from).collect())
+}
+
+/// One period an object spent outside its healthy state.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Outage {
+    pub kind: String,
+    pub key: String,
+    pub state: Option<String>,
+    pub start: DateTime<Utc>,
+    /// None: still ongoing.
+    pub end: Option<DateTime<Utc>>,
+    pub seconds: Option<f64>,
+}
+
+/// Periods overlapping `[from, to)` during which objects of `kind` on a device were out of
+/// `healthy_state` (e.g. BGP peers not "established"): when each left it, when it came back and
+/// how long that took. The number of periods is the flap count.
+pub async fn outages(
+    db: &impl GenericClient,
+    device_id: i64,
+    kind: &str,
+    healthy_state: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Outage>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "SELECT time, device_id, kind, key, old_state, new_state, detail FROM state_change
+              WHERE device_id = $1 AND kind = $2 AND time < $3 ORDER BY key, time, id",
+            &[&device_id, &kind, &to],
+        )
+        .await?;
+    let changes: Vec<StateChange> = rows.iter().map(change_from).collect();
+    Ok(outage_periods(&changes, healthy_state, from))
+}
+
+/// Folds a time-ordered change list (grouped by key) into outage periods ending after `from`.
+pub fn outage_periods(changes: &[StateChange], healthy_state: &str, from: DateTime<Utc>) -> Vec<Outage> {
+    let mut out: Vec<Outage> = Vec::new();
+    let mut open: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for c in changes {
+        let healthy = c.new_state.as_deref() == Some(healthy_state);
+        match (open.get(c.key.as_str()).copied(), healthy) {
+            (Some(i), true) => {
+                out[i].end = Some(c.time);
+                out[i].seconds = Some((c.time - out[i].start).num_milliseconds() as f64 / 1000.0);
+                open.remove(c.key.as_str());
+            }
+            (None, false) if c.old_state.is_some() || c.new_state.is_some() => {
+                // Appearing in a bad state counts too; vanishing from a healthy one is an outage.
+                open.insert(&c.key, out.len());
+                out.push(Outage { kind: c.kind.clone(), key: c.key.clone(), state: c.new_state.clone(), start: c.time, end: None, seconds: None });
+            }
+            _ => {}
+        }
+    }
+    out.retain(|o| o.end.is_none_or(|e| e >= from));
+    out.sort_by_key(|o| o.start);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ch(sec: i64, key: &str, old: Option<&str>, new: Option<&str>) -> StateChange {
+        StateChange {
+            time: DateTime::from_timestamp(1_700_000_000 + sec, 0).unwrap(),
+            device_id: Some(1),
+            kind: "bgp_peer".into(),
+            key: key.into(),
+            old_state: old.map(Into::into),
+            new_state: new.map(Into::into),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn outages_span_from_leaving_healthy_to_returning() {
+        let e = Some("established");
+        let changes = vec![
+            ch(0, "10.0.0.1", None, e),
+            ch(100, "10.0.0.1", e, Some("idle")),
+            ch(105, "10.0.0.1", Some("idle"), Some("active")),
+            ch(130, "10.0.0.1", Some("active"), e),
+            ch(200, "10.0.0.1", e, Some("idle")),
+            ch(50, "10.0.0.2", None, Some("active")),
+        ];
+        let mut sorted = changes.clone();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key).then(a.time.cmp(&b.time)));
+        let o = outage_periods(&sorted, "established", DateTime::from_timestamp(1_700_000_000, 0).unwrap());
+        assert_eq!(o.len(), 3, "{o:?}");
+        assert_eq!((o[0].key.as_str(), o[0].seconds), ("10.0.0.2", None), "never came up: still out");
+        assert_eq!(o[1].seconds, Some(30.0), "idle then active is one outage");
+        assert_eq!(o[2].end, None, "the second flap is ongoing");
+    }
+}

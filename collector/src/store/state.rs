@@ -37,10 +37,26 @@ pub async fn interface_ids(
     }
     let rows = db
         .query(
-            "INSERT INTO interface (device_id, name, if_index, descr, alias, if_type, mtu, speed_bps,
+            // One statement: the upsert, and a history row for every interface whose admin/oper
+            // status changed (the `old` CTE sees the rows as they were before the upsert).
+            "WITH new AS (
+                 SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::int[],
+                                      $8::bigint[], $9::smallint[], $10::smallint[], $11::bigint[])
+                          AS t(name, if_index, descr, alias, if_type, mtu, speed_bps, admin_status, oper_status, last_change_ticks)
+             ),
+             old AS (SELECT name, admin_status, oper_status FROM interface WHERE device_id = $1),
+             history AS (
+                 INSERT INTO state_change (time, device_id, kind, key, old_state, new_state, detail)
+                 SELECT $12, $1, 'interface', n.name,
+                        netwarden_if_status(o.admin_status) || '/' || netwarden_if_status(o.oper_status),
+                        netwarden_if_status(n.admin_status) || '/' || netwarden_if_status(n.oper_status),
+                        jsonb_build_object('if_index', n.if_index, 'last_change_ticks', n.last_change_ticks)
+                   FROM new n JOIN old o USING (name)
+                  WHERE (o.admin_status, o.oper_status) IS DISTINCT FROM (n.admin_status, n.oper_status)
+             )
+             INSERT INTO interface (device_id, name, if_index, descr, alias, if_type, mtu, speed_bps,
                                     admin_status, oper_status, last_change_ticks, first_seen, last_seen)
-             SELECT $1, * , $12, $12 FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::int[],
-                                            $7::int[], $8::bigint[], $9::smallint[], $10::smallint[], $11::bigint[])
+             SELECT $1, new.*, $12, $12 FROM new
              ON CONFLICT (device_id, name) DO UPDATE SET
                  if_index = EXCLUDED.if_index, descr = EXCLUDED.descr, alias = EXCLUDED.alias,
                  if_type = EXCLUDED.if_type, mtu = EXCLUDED.mtu, speed_bps = EXCLUDED.speed_bps,
@@ -63,7 +79,9 @@ pub async fn record_poll_success(
     let s = &poll.system;
     let duration_ms = poll.duration.as_secs_f32() * 1000.0;
     db.execute(
-        "INSERT INTO device_state (device_id, status, status_since, last_poll, last_success, consecutive_failures,
+        "WITH prev AS (SELECT status FROM device_state WHERE device_id = $1),
+         upd AS (
+         INSERT INTO device_state (device_id, status, status_since, last_poll, last_success, consecutive_failures,
                                    polls_total, sys_name, sys_descr, sys_object_id, sys_uptime_ticks,
                                    last_poll_duration_ms)
          VALUES ($1, 'up', $2, $2, $2, 0, 1, $3, $4, $5, $6, $7)
@@ -72,7 +90,11 @@ pub async fn record_poll_success(
              status = 'up', last_poll = $2, last_success = $2, consecutive_failures = 0,
              polls_total = device_state.polls_total + 1,
              sys_name = $3, sys_descr = $4, sys_object_id = $5, sys_uptime_ticks = $6,
-             last_poll_duration_ms = $7",
+             last_poll_duration_ms = $7
+         RETURNING status)
+         INSERT INTO state_change (time, device_id, kind, key, old_state, new_state)
+         SELECT $2, $1, 'device', 'status', prev.status, upd.status
+           FROM upd LEFT JOIN prev ON true WHERE prev.status IS DISTINCT FROM upd.status",
         &[&device_id, &at, &s.sys_name, &s.sys_descr, &s.sys_object_id, &s.sys_uptime_ticks.map(i64::from), &duration_ms],
     )
     .await?;
@@ -89,7 +111,9 @@ pub async fn record_poll_failure(
     down_after: i32,
 ) -> Result<(), tokio_postgres::Error> {
     db.execute(
-        "INSERT INTO device_state (device_id, status, status_since, last_poll, last_error_kind, last_error,
+        "WITH prev AS (SELECT status FROM device_state WHERE device_id = $1),
+         upd AS (
+         INSERT INTO device_state (device_id, status, status_since, last_poll, last_error_kind, last_error,
                                    consecutive_failures, polls_total, polls_failed)
          VALUES ($1, CASE WHEN $5 <= 1 THEN 'down' ELSE 'unknown' END, $2, $2, $3, $4, 1, 1, 1)
          ON CONFLICT (device_id) DO UPDATE SET
@@ -98,7 +122,11 @@ pub async fn record_poll_failure(
                                  THEN $2 ELSE device_state.status_since END,
              last_poll = $2, last_error_kind = $3, last_error = $4,
              consecutive_failures = device_state.consecutive_failures + 1,
-             polls_total = device_state.polls_total + 1, polls_failed = device_state.polls_failed + 1",
+             polls_total = device_state.polls_total + 1, polls_failed = device_state.polls_failed + 1
+         RETURNING status)
+         INSERT INTO state_change (time, device_id, kind, key, old_state, new_state, detail)
+         SELECT $2, $1, 'device', 'status', prev.status, upd.status, jsonb_build_object('error_kind', $3::text, 'error', $4::text)
+           FROM upd LEFT JOIN prev ON true WHERE prev.status IS DISTINCT FROM upd.status",
         &[&device_id, &at, &kind, &error, &down_after],
     )
     .await?;
