@@ -15,13 +15,13 @@ CREATE TABLE bgp_peer (
     in_updates                   bigint,
     out_updates                  bigint,
     last_error                   text,
-    afi_safi                     text,
+    afi_safi                     text NOT NULL DEFAULT '',   -- '' for the session itself
     prefixes_received            bigint,
     prefixes_accepted            bigint,
     source                       text,
     state_since                  timestamptz NOT NULL,
     last_seen                    timestamptz NOT NULL,
-    PRIMARY KEY (device_id, peer_addr)
+    PRIMARY KEY (device_id, peer_addr, afi_safi)
 );
 
 CREATE TABLE ospf_neighbor (

@@ -23,6 +23,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices/{name}/interfaces", get(device_interfaces))
         .route("/api/v1/devices/{name}/interfaces/{ifname}/samples", get(interface_samples))
         .route("/api/v1/inventory/import", axum::routing::post(import_inventory))
+        .route("/api/v1/bgp/peers", get(bgp_peers))
+        .route("/api/v1/ospf/neighbors", get(ospf_neighbors))
+        .route("/api/v1/ospf/interfaces", get(ospf_interfaces))
+        .route("/api/v1/neighbors", get(link_neighbors))
+        .route("/api/v1/changes", get(changes))
+        .route("/api/v1/devices/{name}/state", get(device_state_as_of))
+        .route("/api/v1/devices/{name}/outages", get(device_outages))
         .with_state(state)
 }
 
@@ -225,4 +232,121 @@ async fn import_inventory(State(s): State<AppState>, Query(q): Query<ImportQuery
     let report = inventory::store::import(&mut **c, &s.secrets, &devices, mode).await.map_err(ApiError::internal)?;
     s.inventory_changed.notify_one();
     Ok(Json(serde_json::json!({"result": report.to_string()})))
+}
+
+#[derive(Deserialize)]
+struct DeviceFilter {
+    device: Option<String>,
+}
+
+async fn device_id_of(s: &AppState, c: &deadpool_postgres::Object, name: &str) -> ApiResult<i64> {
+    let v = inventory::store::get_view_by_name(&***c, name)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no device named {name:?}")))?;
+    let _ = s;
+    Ok(v.id.unwrap_or_default())
+}
+
+async fn routing(s: AppState, f: DeviceFilter, table: query::RoutingTable) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let c = db(&s).await?;
+    let id = match f.device.as_deref() {
+        Some(name) => Some(device_id_of(&s, &c, name).await?),
+        None => None,
+    };
+    Ok(Json(query::routing_rows(&**c, table, id).await.map_err(ApiError::internal)?))
+}
+
+async fn bgp_peers(State(s): State<AppState>, Query(f): Query<DeviceFilter>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    routing(s, f, query::RoutingTable::BgpPeers).await
+}
+async fn ospf_neighbors(State(s): State<AppState>, Query(f): Query<DeviceFilter>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    routing(s, f, query::RoutingTable::OspfNeighbors).await
+}
+async fn ospf_interfaces(State(s): State<AppState>, Query(f): Query<DeviceFilter>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    routing(s, f, query::RoutingTable::OspfInterfaces).await
+}
+async fn link_neighbors(State(s): State<AppState>, Query(f): Query<DeviceFilter>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    routing(s, f, query::RoutingTable::LinkNeighbors).await
+}
+
+/// A point in time: RFC 3339, or a duration meaning "that long ago" (e.g. 15m).
+fn parse_time(field: &'static str, v: &str) -> ApiResult<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let d = humantime::parse_duration(v).map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_time", format!("{field}={v:?}: use RFC 3339 (2026-11-22T10:00:00Z) or a duration ago (15m)"))
+    })?;
+    Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct ChangesQuery {
+    device: Option<String>,
+    kind: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn changes(State(s): State<AppState>, Query(q): Query<ChangesQuery>) -> ApiResult<Json<Vec<query::StateChange>>> {
+    let c = db(&s).await?;
+    let id = match q.device.as_deref() {
+        Some(name) => Some(device_id_of(&s, &c, name).await?),
+        None => None,
+    };
+    let from = parse_time("from", q.from.as_deref().unwrap_or("1h"))?;
+    let to = match q.to.as_deref() {
+        Some(t) => parse_time("to", t)?,
+        None => chrono::Utc::now() + chrono::Duration::seconds(1),
+    };
+    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    Ok(Json(query::state_changes(&**c, id, q.kind.as_deref(), from, to, limit).await.map_err(ApiError::internal)?))
+}
+
+#[derive(Deserialize)]
+struct AsOfQuery {
+    at: Option<String>,
+    kind: Option<String>,
+}
+
+async fn device_state_as_of(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<AsOfQuery>,
+) -> ApiResult<Json<Vec<query::StateChange>>> {
+    let c = db(&s).await?;
+    let id = device_id_of(&s, &c, &name).await?;
+    let at = match q.at.as_deref() {
+        Some(t) => parse_time("at", t)?,
+        None => chrono::Utc::now(),
+    };
+    Ok(Json(query::state_as_of(&**c, id, q.kind.as_deref(), at).await.map_err(ApiError::internal)?))
+}
+
+#[derive(Deserialize)]
+struct OutageQuery {
+    kind: Option<String>,
+    healthy: Option<String>,
+    since: Option<String>,
+}
+
+async fn device_outages(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<OutageQuery>,
+) -> ApiResult<Json<Vec<query::Outage>>> {
+    let kind = q.kind.as_deref().unwrap_or("bgp_peer");
+    let healthy = q.healthy.as_deref().unwrap_or(match kind {
+        "bgp_peer" => "established",
+        "ospf_neighbor" => "full",
+        "interface" => "up/up",
+        _ => "up",
+    });
+    let c = db(&s).await?;
+    let id = device_id_of(&s, &c, &name).await?;
+    let from = parse_time("since", q.since.as_deref().unwrap_or("24h"))?;
+    let to = chrono::Utc::now() + chrono::Duration::seconds(1);
+    Ok(Json(query::outages(&**c, id, kind, healthy, from, to).await.map_err(ApiError::internal)?))
 }

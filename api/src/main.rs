@@ -25,7 +25,7 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Poll one device once and print what was collected.
+    /// Poll one device once and print what was collected: interfaces, BGP, OSPF, LLDP/CDP.
     Poll(PollArgs),
     /// Inventory import and export.
     #[command(subcommand)]
@@ -174,12 +174,12 @@ async fn poll(a: PollArgs) -> Result<std::process::ExitCode> {
     };
     let opts = collector::snmp::ClientOptions { timeout: a.timeout.into(), retries: a.retries, ..Default::default() };
     let mut client = collector::snmp::SnmpClient::new(target, creds, opts);
-    match collector::poll::poll_interfaces(&mut client).await {
+    match collector::poll::poll_device(&mut client).await {
         Ok(poll) => {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&poll)?);
             } else {
-                print!("{}", api::render::poll_table(&poll));
+                print!("{}{}", api::render::poll_table(&poll), api::render::routing_tables(&poll));
             }
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -16,6 +16,10 @@ pub struct DevicePoll {
     #[serde(skip)]
     pub stats: WalkStats,
     pub duration: Duration,
+    /// BGP, OSPF and LLDP/CDP state, when asked for ([`poll_device`]).
+    pub routing: Option<crate::routing::RoutingPoll>,
+    /// Why the routing part failed, when it did (the interface part is still kept).
+    pub routing_error: Option<String>,
 }
 
 fn issues_as_text<S: serde::Serializer>(v: &[DecodeIssue], s: S) -> Result<S::Ok, S::Error> {
@@ -46,5 +50,23 @@ pub async fn poll_interfaces(client: &mut SnmpClient) -> Result<DevicePoll, Snmp
         issues,
         stats: client.stats(),
         duration: started.elapsed(),
+        routing: None,
+        routing_error: None,
     })
+}
+
+/// A full poll: interfaces, then routing and neighbour tables. A failure of the routing walk is
+/// kept in `routing_error`; the interface data still counts.
+pub async fn poll_device(client: &mut SnmpClient) -> Result<DevicePoll, SnmpError> {
+    let started = Instant::now();
+    let mut poll = poll_interfaces(client).await?;
+    match crate::routing::poll_routing(client, &poll.interfaces).await {
+        Ok(r) => poll.routing = Some(r),
+        Err(e) => poll.routing_error = Some(e.to_string()),
+    }
+    client.close();
+    // The client counts from poll_interfaces' reset: both parts together.
+    poll.stats = client.stats();
+    poll.duration = started.elapsed();
+    Ok(poll)
 }

@@ -5,7 +5,7 @@
 use crate::counters::{CounterState, InterfaceRates};
 use crate::ifmib::{self, InterfaceRow};
 use crate::inventory::Device;
-use crate::poll::poll_interfaces;
+use crate::poll::poll_device;
 use crate::snmp::{ClientOptions, SnmpClient};
 use crate::store::{self, IfSampleRow, PollSampleRow, WriterHandle};
 use chrono::Utc;
@@ -153,7 +153,7 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
         let at = Utc::now();
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = poll_interfaces(&mut client) => r,
+            r = poll_device(&mut client) => r,
         };
         drop(_permit);
         match result {
@@ -184,10 +184,7 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     requests: Some(poll.stats.requests as i32),
                     varbinds: Some(poll.stats.varbinds as i32),
                     error_kind: None,
-                    error: (!poll.issues.is_empty()).then(|| {
-                        let v: Vec<String> = poll.issues.iter().take(5).map(ToString::to_string).collect();
-                        format!("{} undecodable cell(s): {}", poll.issues.len(), v.join("; "))
-                    }),
+                    error: poll_notes(&poll),
                 };
                 shared.writer.submit(if_rows, vec![poll_row]);
             }
@@ -201,7 +198,7 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     let r = store::record_poll_failure(&**db, d.id, at, e.kind(), &e.to_string(), shared.opts.down_after_failures).await;
                     if let Err(err) = r {
                         shared.stats.db_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(device = %d.device.name, error = %err, "cannot record failed poll");
+                        tracing::warn!(device = %d.device.name, error = %crate::db::error_text(&err), "cannot record failed poll");
                     }
                 }
                 let row = PollSampleRow {
@@ -247,6 +244,20 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
     }
 }
 
+/// Partial failures of a successful poll, for its poll_sample row.
+fn poll_notes(poll: &crate::poll::DevicePoll) -> Option<String> {
+    let mut notes = Vec::new();
+    let routing_issues = poll.routing.as_ref().map(|r| r.issues.as_slice()).unwrap_or_default();
+    let issues: Vec<String> = poll.issues.iter().chain(routing_issues).map(ToString::to_string).collect();
+    if !issues.is_empty() {
+        notes.push(format!("{} undecodable cell(s): {}", issues.len(), issues.iter().take(5).cloned().collect::<Vec<_>>().join("; ")));
+    }
+    if let Some(e) = &poll.routing_error {
+        notes.push(format!("routing tables: {e}"));
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 async fn store_success(
     shared: &Shared,
     d: &ScheduledDevice,
@@ -254,8 +265,13 @@ async fn store_success(
     poll: &crate::poll::DevicePoll,
 ) -> Result<HashMap<String, i64>, String> {
     let db = shared.pool.get().await.map_err(|e| e.to_string())?;
-    let ids = store::interface_ids(&**db, d.id, at, &poll.interfaces).await.map_err(|e| e.to_string())?;
-    store::record_poll_success(&**db, d.id, at, poll).await.map_err(|e| e.to_string())?;
+    let ids = store::interface_ids(&**db, d.id, at, &poll.interfaces).await.map_err(|e| format!("interfaces: {}", crate::db::error_text(&e)))?;
+    store::record_poll_success(&**db, d.id, at, poll).await.map_err(|e| format!("device state: {}", crate::db::error_text(&e)))?;
+    if let Some(r) = &poll.routing {
+        let mut db = db;
+        let client: &mut tokio_postgres::Client = &mut db;
+        store::routing::record_routing(client, d.id, at, r).await.map_err(|e| format!("routing state: {}", crate::db::error_text(&e)))?;
+    }
     Ok(ids)
 }
 

@@ -85,12 +85,16 @@ fn migrations() -> Vec<Migration> {
             partitioned: None,
             timescaledb: None,
         });
-        match variant {
-            None => m.common = Some((file, sql)),
-            Some("partitioned") => m.partitioned = Some((file, sql)),
-            Some("timescaledb") => m.timescaledb = Some((file, sql)),
+        let slot = match variant {
+            None => &mut m.common,
+            Some("partitioned") => &mut m.partitioned,
+            Some("timescaledb") => &mut m.timescaledb,
             Some(other) => panic!("migration {file}: unknown variant {other}"),
+        };
+        if let Some((other, _)) = slot {
+            panic!("two migrations numbered {version:04}: {other} and {file}; renumber one");
         }
+        *slot = Some((file, sql));
     }
     by_version.into_values().collect()
 }
@@ -177,7 +181,15 @@ async fn backend(client: &mut tokio_postgres::Client, choice: BackendChoice) -> 
                 .query_one("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')", &[])
                 .await?
                 .get(0);
-            let created = if available {
+            // The library must be preloaded: loading it into a backend otherwise ends the session
+            // with FATAL, so check before trying.
+            let preloaded: bool = client
+                .query_one("SELECT current_setting('shared_preload_libraries') ~ '(^|[ ,])timescaledb($|[ ,])'", &[])
+                .await?
+                .get(0);
+            let created = if available && !preloaded {
+                Err("extension timescaledb is installed but not preloaded (shared_preload_libraries = 'timescaledb' in postgresql.conf)".to_string())
+            } else if available {
                 // Needs shared_preload_libraries; a failure here means "not usable", not fatal in auto.
                 let tx = client.transaction().await?;
                 match tx.batch_execute("CREATE EXTENSION IF NOT EXISTS timescaledb").await {

@@ -28,3 +28,18 @@ pub async fn connect(url: &str, max_size: usize) -> Result<DbPool, DbError> {
     let _probe = pool.get().await.map_err(|e| DbError::Connect(e.to_string()))?;
     Ok(pool)
 }
+
+/// A database error with the server's message and SQLSTATE (tokio-postgres' Display says only
+/// "db error" for those).
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} ({}): {}", db.severity(), db.code().code(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!("; {d}"));
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}

@@ -2,6 +2,7 @@
 //! (append-only, written with binary COPY by [`SampleWriter`]).
 
 pub mod query;
+pub mod routing;
 mod state;
 mod writer;
 
