@@ -64,8 +64,14 @@ CREATE TABLE link_neighbor (
     mgmt_addr          inet,
     first_seen         timestamptz NOT NULL,
     last_seen          timestamptz NOT NULL,
+    -- NULL while the neighbour is advertised; set when it vanished. The row is kept, so the
+    -- topology can show a failed cable as a down link rather than forget it.
+    lost_at            timestamptz,
     PRIMARY KEY (device_id, protocol, local_port_num, chassis_id, port_id)
 );
+
+-- The device's own LLDP chassis id, so other devices' reports of it are matched to it.
+ALTER TABLE device_state ADD COLUMN lldp_chassis_id text;
 
 -- Every change of a tracked state: kind is bgp_peer | ospf_neighbor | link_neighbor |
 -- interface | device | topology_link; key names the object within the device (peer address,
@@ -89,3 +95,12 @@ CREATE FUNCTION netwarden_if_status(s smallint) RETURNS text LANGUAGE sql IMMUTA
     SELECT CASE s WHEN 1 THEN 'up' WHEN 2 THEN 'down' WHEN 3 THEN 'testing' WHEN 4 THEN 'unknown'
                   WHEN 5 THEN 'dormant' WHEN 6 THEN 'notPresent' WHEN 7 THEN 'lowerLayerDown' END
 $$;
+
+-- The topology as built from the neighbour tables, stored whenever it changes: "the graph as of
+-- T" and "what changed between T1 and T2" are diffs of these.
+CREATE TABLE topology_snapshot (
+    id        bigserial PRIMARY KEY,
+    time      timestamptz NOT NULL,
+    topology  jsonb NOT NULL
+);
+CREATE INDEX topology_snapshot_time_idx ON topology_snapshot (time);

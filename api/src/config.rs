@@ -17,6 +17,21 @@ pub struct Config {
     pub polling: PollingConfig,
     pub api: ApiConfig,
     pub inventory: InventoryConfig,
+    pub topology: TopologyConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopologyConfig {
+    /// How often the topology graph is rebuilt from the neighbour tables.
+    #[serde(with = "humantime_serde_compat")]
+    pub refresh: Duration,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        TopologyConfig { refresh: Duration::from_secs(15) }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +94,7 @@ impl Default for Config {
             polling: PollingConfig::default(),
             api: ApiConfig::default(),
             inventory: InventoryConfig { file: None, refresh: Duration::from_secs(30) },
+            topology: TopologyConfig::default(),
         }
     }
 }
@@ -129,7 +145,7 @@ mod humantime_serde_compat {
 fn is_setting(var: &str) -> bool {
     let Some(rest) = var.strip_prefix("NETWARDEN_") else { return false };
     let rest = rest.to_ascii_lowercase();
-    rest == "data_dir" || ["database__", "secrets__", "polling__", "api__", "inventory__"].iter().any(|p| rest.starts_with(p))
+    rest == "data_dir" || ["database__", "secrets__", "polling__", "api__", "inventory__", "topology__"].iter().any(|p| rest.starts_with(p))
 }
 
 impl Config {

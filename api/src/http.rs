@@ -30,6 +30,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/changes", get(changes))
         .route("/api/v1/devices/{name}/state", get(device_state_as_of))
         .route("/api/v1/devices/{name}/outages", get(device_outages))
+        .route("/api/v1/topology", get(topology_graph))
+        .route("/api/v1/topology/full", get(topology_full))
+        .route("/api/v1/topology/diff", get(topology_diff))
+        .route("/api/v1/topology/path", get(topology_path))
+        .route("/api/v1/topology/impact", get(topology_impact))
+        .route("/api/v1/topology/spof", get(topology_spof))
+        .route("/api/v1/topology/discovered/{chassis_id}/adopt", axum::routing::post(adopt_discovered))
         .with_state(state)
 }
 
@@ -349,4 +356,146 @@ async fn device_outages(
     let from = parse_time("since", q.since.as_deref().unwrap_or("24h"))?;
     let to = chrono::Utc::now() + chrono::Duration::seconds(1);
     Ok(Json(query::outages(&**c, id, kind, healthy, from, to).await.map_err(ApiError::internal)?))
+}
+
+fn current_topology(s: &AppState) -> std::sync::Arc<collector::topology::Topology> {
+    s.topology.read().expect("topology lock").clone()
+}
+
+/// Nodes and edges in the shape Grafana's Node Graph panel reads.
+async fn topology_graph(State(s): State<AppState>) -> Json<collector::topology::NodeGraph> {
+    Json(current_topology(&s).node_graph())
+}
+
+async fn topology_full(State(s): State<AppState>) -> Json<collector::topology::Topology> {
+    Json((*current_topology(&s)).clone())
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Links and nodes added, removed or changed between the graphs as of `from` and `to`.
+async fn topology_diff(State(s): State<AppState>, Query(q): Query<DiffQuery>) -> ApiResult<Json<serde_json::Value>> {
+    let from = parse_time("from", q.from.as_deref().unwrap_or("1h"))?;
+    let to = match q.to.as_deref() {
+        Some(t) => parse_time("to", t)?,
+        None => chrono::Utc::now(),
+    };
+    let c = db(&s).await?;
+    let empty = collector::topology::Topology::build(&[], &[]);
+    let old = collector::store::topology::snapshot_at(&**c, from).await.map_err(ApiError::internal)?.unwrap_or_else(|| empty.clone());
+    let new = collector::store::topology::snapshot_at(&**c, to).await.map_err(ApiError::internal)?.unwrap_or(empty);
+    Ok(Json(serde_json::json!({"from": from, "to": to, "changes": collector::topology::diff(&old, &new)})))
+}
+
+#[derive(Deserialize)]
+struct PathQuery {
+    from: String,
+    to: String,
+    #[serde(default)]
+    include_down: bool,
+}
+
+async fn topology_path(State(s): State<AppState>, Query(q): Query<PathQuery>) -> ApiResult<Json<serde_json::Value>> {
+    let topo = current_topology(&s);
+    for n in [&q.from, &q.to] {
+        if topo.node(n).is_none() {
+            return Err(ApiError::not_found(format!("no device {n:?} in the topology")));
+        }
+    }
+    let scope = if q.include_down { collector::topology::LinkScope::All } else { collector::topology::LinkScope::Up };
+    match topo.shortest_path_over(&q.from, &q.to, scope) {
+        Some(hops) => Ok(Json(serde_json::json!({"from": q.from, "to": q.to, "hops": hops.len(), "path": hops}))),
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_path", format!("no path from {:?} to {:?} over {} links", q.from, q.to, if q.include_down { "all" } else { "up" }))),
+    }
+}
+
+#[derive(Deserialize)]
+struct ImpactQuery {
+    device: Option<String>,
+    link: Option<String>,
+    role: String,
+}
+
+/// Which devices lose every path to `role` if a device or a link fails.
+async fn topology_impact(State(s): State<AppState>, Query(q): Query<ImpactQuery>) -> ApiResult<Json<collector::topology::Impact>> {
+    let failure = match (q.device, q.link) {
+        (Some(d), None) => collector::topology::Failure::Device(d),
+        (None, Some(l)) => collector::topology::Failure::Link(
+            l.parse().map_err(|e: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_link", e))?,
+        ),
+        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_failure", "give exactly one of device= or link=")),
+    };
+    let topo = current_topology(&s);
+    topo.failure_impact(&failure, &q.role).map(Json).map_err(|e| ApiError::not_found(e.to_string()))
+}
+
+async fn topology_spof(State(s): State<AppState>) -> Json<collector::topology::Spof> {
+    Json(current_topology(&s).single_points_of_failure())
+}
+
+#[derive(Deserialize, Default)]
+struct AdoptBody {
+    name: Option<String>,
+    address: Option<String>,
+    role: Option<String>,
+    site: Option<String>,
+    /// Credentials as in the inventory file; default: those of the device that saw the neighbour.
+    snmp: Option<serde_json::Value>,
+}
+
+/// Adds a discovered neighbour to the inventory in one call.
+async fn adopt_discovered(
+    State(s): State<AppState>,
+    Path(chassis_id): Path<String>,
+    body: Option<Json<AdoptBody>>,
+) -> ApiResult<(StatusCode, Json<DeviceView>)> {
+    let body = body.map(|b| b.0).unwrap_or_default();
+    let topo = current_topology(&s);
+    let node = topo
+        .nodes()
+        .iter()
+        .find(|n| matches!(&n.origin, collector::topology::NodeOrigin::Discovered { chassis_id: c, .. } if *c == chassis_id))
+        .ok_or_else(|| ApiError::not_found(format!("no discovered neighbour with chassis id {chassis_id:?}")))?;
+    let seen_by = match &node.origin {
+        collector::topology::NodeOrigin::Discovered { seen_by, .. } => seen_by.first().cloned(),
+        _ => None,
+    };
+    let address = body.address.or(node.mgmt_addr.clone()).ok_or_else(|| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_address", "the neighbour advertised no management address; give \"address\"")
+    })?;
+    let name = body.name.or(node.sys_name.clone()).unwrap_or_else(|| node.name.clone());
+    let c = db(&s).await?;
+    let snmp = match body.snmp {
+        Some(v) => v,
+        None => {
+            let reporter = seen_by.ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_credentials", "give \"snmp\" credentials"))?;
+            let d = find(&s, &c, &reporter).await?;
+            let exported = inventory::export_yaml(std::slice::from_ref(&d), true);
+            let doc: serde_json::Value = serde_saphyr_to_json(&exported)?;
+            doc["devices"][0]["snmp"].clone()
+        }
+    };
+    let mut dev = serde_json::json!({"name": name, "address": address, "snmp": snmp, "tags": ["discovered"]});
+    if let Some(r) = body.role.or(node.role.clone()) {
+        dev["role"] = r.into();
+    }
+    if let Some(site) = body.site.or(node.site.clone()) {
+        dev["site"] = site.into();
+    }
+    let d = parse_device(&dev)?;
+    if inventory::store::get_by_name(&**c, &s.secrets, &d.name).await.map_err(ApiError::internal)?.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "exists", format!("device {:?} already exists", d.name)));
+    }
+    let stored = inventory::store::upsert_one(&**c, &s.secrets, &d).await.map_err(ApiError::internal)?;
+    s.inventory_changed.notify_one();
+    Ok((StatusCode::CREATED, Json(DeviceView::from(&stored))))
+}
+
+/// The reporting device's SNMP settings, read back from its own YAML export.
+fn serde_saphyr_to_json(yaml: &str) -> ApiResult<serde_json::Value> {
+    serde_saphyr::from_str::<serde_json::Value>(yaml).map_err(ApiError::internal)
 }

@@ -130,6 +130,8 @@ pub struct AppState {
     pub inventory_changed: Arc<tokio::sync::Notify>,
     pub backend: &'static str,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The latest topology graph, rebuilt by the topology task.
+    pub topology: Arc<std::sync::RwLock<Arc<collector::topology::Topology>>>,
 }
 
 /// Runs the service until SIGINT/SIGTERM, then stops in order: polling, sample flush, API,
@@ -199,6 +201,31 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
             }
         })
     };
+    let topology = Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[]))));
+    let topology_task = {
+        let (pool, cancel, topology, every) = (db.pool.clone(), cancel.clone(), topology.clone(), cfg.topology.refresh.max(Duration::from_secs(1)));
+        tokio::spawn(async move {
+            let mut previous: Option<Arc<collector::topology::Topology>> = None;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let Ok(c) = pool.get().await else { continue };
+                match collector::store::topology::refresh(&**c, previous.as_deref(), chrono::Utc::now()).await {
+                    Ok((topo, changes)) => {
+                        for ch in &changes {
+                            tracing::info!(change = ?ch, "topology changed");
+                        }
+                        let topo = Arc::new(topo);
+                        *topology.write().expect("topology lock") = topo.clone();
+                        previous = Some(topo);
+                    }
+                    Err(e) => tracing::warn!(error = %collector::db::error_text(&e), "topology refresh failed"),
+                }
+            }
+        })
+    };
     let sched = tokio::spawn(scheduler::run(
         db.pool.clone(),
         writer.clone(),
@@ -216,6 +243,7 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         inventory_changed: changed,
         backend: report.backend.as_str(),
         metrics,
+        topology,
     };
     let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
         .await
@@ -245,6 +273,7 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let _ = sched.await;
     let _ = refresher.await;
     let _ = maintenance.await;
+    let _ = topology_task.await;
     tracing::info!("flushing samples");
     if let Err(e) = tokio::time::timeout(Duration::from_secs(10), writer.flush()).await.unwrap_or(Err("timeout".into())) {
         tracing::warn!(error = %e, "final sample flush failed");

@@ -23,6 +23,7 @@ async fn app(tdb: &pg::TestDb) -> axum::Router {
         inventory_changed: Default::default(),
         backend: "partitioned",
         metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+        topology: Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[])))),
     };
     api::http::router(state)
 }
@@ -110,4 +111,77 @@ async fn import_endpoint_is_all_or_nothing() {
     let (st, v, _) = call(&app, "GET", "/health", None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["database"], true);
+}
+
+#[tokio::test]
+async fn topology_endpoints_and_adopting_a_discovered_neighbour() {
+    let tdb = pg::fresh_db();
+    let mut c = tdb.connect().await;
+    db::migrate(&mut c, BackendChoice::Auto).await.unwrap();
+    let secrets = SecretBox::from_key(&[3; 32]);
+    let devices = collector::inventory::parse_inventory(
+        "t.yaml",
+        "devices:\n  - { name: spine1, address: 10.1.0.1, role: spine, snmp: { version: v2c, community: fabric-ro } }\n  - { name: leaf1, address: 10.1.0.11, role: leaf, snmp: { version: v2c, community: fabric-ro } }\n",
+        None,
+    )
+    .unwrap();
+    collector::inventory::store::import(&mut c, &secrets, &devices, collector::inventory::store::ImportMode::Merge).await.unwrap();
+    // leaf1 sees spine1 on eth1, and an unknown switch on eth9; spine1 sees leaf1.
+    c.batch_execute(
+        "INSERT INTO device_state (device_id, status, sys_name, lldp_chassis_id)
+           SELECT id, 'up', name, CASE name WHEN 'spine1' THEN '02:00:00:00:00:01' ELSE '02:00:00:00:00:11' END FROM device;
+         INSERT INTO interface (device_id, name, if_index, oper_status) SELECT id, 'eth1', 1, 1 FROM device;
+         INSERT INTO interface (device_id, name, if_index, oper_status) SELECT id, 'eth9', 9, 1 FROM device WHERE name = 'leaf1';
+         INSERT INTO link_neighbor (device_id, protocol, local_port_num, local_if_name, chassis_id, sys_name, port_id, mgmt_addr, first_seen, last_seen)
+           SELECT id, 'lldp', 1, 'eth1', '02:00:00:00:00:11', 'leaf1', 'eth1', '10.1.0.11', now(), now() FROM device WHERE name = 'spine1';
+         INSERT INTO link_neighbor (device_id, protocol, local_port_num, local_if_name, chassis_id, sys_name, port_id, mgmt_addr, first_seen, last_seen)
+           SELECT id, 'lldp', 1, 'eth1', '02:00:00:00:00:01', 'spine1', 'eth1', '10.1.0.1', now(), now() FROM device WHERE name = 'leaf1';
+         INSERT INTO link_neighbor (device_id, protocol, local_port_num, local_if_name, chassis_id, sys_name, port_id, mgmt_addr, first_seen, last_seen)
+           SELECT id, 'lldp', 9, 'eth9', '0a:0b:0c:0d:0e:0f', 'access-sw7', 'ge-0/0/1', '10.1.0.77', now(), now() FROM device WHERE name = 'leaf1';",
+    )
+    .await
+    .unwrap();
+    let (topo, changes) = collector::store::topology::refresh(&c, None, chrono::Utc::now()).await.unwrap();
+    assert!(!changes.is_empty());
+    let app = {
+        let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
+        let (writer, _) = collector::store::SampleWriter::spawn(pool.clone(), Default::default(), Default::default());
+        api::http::router(api::runtime::AppState {
+            pool,
+            secrets: Arc::new(secrets.clone()),
+            scheduler_stats: Default::default(),
+            writer,
+            inventory_changed: Default::default(),
+            backend: "partitioned",
+            metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+            topology: Arc::new(std::sync::RwLock::new(Arc::new(topo))),
+        })
+    };
+    let (st, g, _) = call(&app, "GET", "/api/v1/topology", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(g["nodes"].as_array().unwrap().len(), 3, "{g}");
+    assert_eq!(g["edges"].as_array().unwrap().len(), 2, "{g}");
+    for field in ["id", "title", "mainStat"] {
+        assert!(g["nodes"][0].get(field).is_some(), "Node Graph field {field}: {g}");
+    }
+    let (st, p, _) = call(&app, "GET", "/api/v1/topology/path?from=leaf1&to=spine1", None).await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert_eq!(p["hops"], 1);
+    let (st, i, _) = call(&app, "GET", "/api/v1/topology/impact?link=spine1:eth1--leaf1:eth1&role=spine", None).await;
+    assert_eq!(st, StatusCode::OK, "{i}");
+    assert_eq!(i["cut_off"], json!(["leaf1"]), "{i}");
+    let (_, spof, _) = call(&app, "GET", "/api/v1/topology/spof", None).await;
+    assert_eq!(spof["bridges"].as_array().unwrap().len(), 1, "{spof}");
+    let (st, e, _) = call(&app, "GET", "/api/v1/topology/impact?device=nope&role=spine", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{e}");
+
+    // One call adds the discovered switch, with the SNMP settings of the device that saw it.
+    let (st, d, text) = call(&app, "POST", "/api/v1/topology/discovered/0a:0b:0c:0d:0e:0f/adopt", Some("{\"role\": \"access\"}".into())).await;
+    assert_eq!(st, StatusCode::CREATED, "{text}");
+    assert_eq!(d["name"], "access-sw7");
+    assert_eq!(d["host"], "10.1.0.77");
+    assert_eq!(d["has_community"], true);
+    assert!(!text.contains("fabric-ro"), "{text}");
+    let stored = collector::inventory::store::get_by_name(&c, &secrets, "access-sw7").await.unwrap().unwrap();
+    assert_eq!(stored.snmp, collector::inventory::SnmpCredentials::V2c { community: "fabric-ro".into() });
 }

@@ -119,6 +119,30 @@ fn lab_routing_state_history_and_a_link_failure() {
                 .get(0);
             assert!(lldp_peer.starts_with(&peer), "{if_name} of leaf1 is cabled to {peer}, LLDP says {lldp_peer}");
 
+            // The topology equals the wiring: 5 routers, 6 cables seen from both ends, all up.
+            let (topo, _) = collector::store::topology::refresh(&c, None, chrono::Utc::now()).await.unwrap();
+            assert_eq!(topo.nodes().len(), 5, "{:?}", topo.nodes());
+            assert_eq!(topo.links().len(), 6, "{:#?}", topo.links());
+            for l in topo.links() {
+                assert_eq!(l.seen_from, collector::topology::SeenFrom::Both, "{}", l.key);
+                assert!(l.is_up(), "{}", l.key);
+                let spine_leaf = [&l.key.a.device, &l.key.b.device].iter().filter(|d| d.starts_with("spine")).count() == 1;
+                assert!(spine_leaf, "only spine-leaf cables in this fabric: {}", l.key);
+            }
+            let failed_key = topo
+                .links()
+                .iter()
+                .find(|l| l.ends_from("leaf1").is_some_and(|(mine, _)| mine.interface == if_name))
+                .expect("the cable we will fail")
+                .key
+                .clone();
+            let path = topo.shortest_path("leaf1", "leaf3").expect("a path");
+            assert_eq!(path.len(), 2, "leaf-spine-leaf: {path:?}");
+            let impact = topo.failure_impact(&collector::topology::Failure::Device("spine1".into()), "spine").unwrap();
+            assert!(impact.cut_off.is_empty(), "every leaf has two spines: {impact:?}");
+            let spof = topo.single_points_of_failure();
+            assert!(spof.articulation_points.is_empty() && spof.bridges.is_empty(), "{spof:?}");
+
             // Fail the link from leaf1's side.
             ip(&["-n", "nwlab-leaf1", "link", "set", &if_name, "down"]);
             let bgp_seen = wait_count(
@@ -144,6 +168,19 @@ fn lab_routing_state_history_and_a_link_failure() {
             eprintln!("link down seen in netwarden's state: BGP after {bgp_seen:?}, interface after {if_seen:?} (poll interval 2 s)");
             // The OSPF adjacency over that link is gone from both ends' state and history.
             wait_count(&c, "SELECT count(*) FROM ospf_neighbor WHERE state = 'full'", 10, Duration::from_secs(30)).await;
+
+            // The cable stays in the topology, down, and the change is recorded; leaf1 still
+            // reaches leaf3 through the other spine, and now depends on it.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let (topo2, changes) = collector::store::topology::refresh(&c, Some(&topo), chrono::Utc::now()).await.unwrap();
+            let l = topo2.link(&failed_key).expect("a failed cable is kept, not forgotten");
+            assert!(!l.is_up(), "{l:?}");
+            assert!(changes.iter().any(|ch| matches!(ch, collector::topology::TopologyChange::LinkChanged { link, .. } if *link == failed_key)), "{changes:?}");
+            assert_eq!(topo2.shortest_path("leaf1", "leaf3").map(|p| p.len()), Some(2));
+            let spof = topo2.single_points_of_failure();
+            assert_eq!(spof.bridges.len(), 1, "leaf1 now hangs on one cable: {spof:?}");
+            let recorded = count(&c, &format!("SELECT count(*) FROM state_change WHERE kind = 'topology_link_changed' AND key = '{failed_key}'")).await;
+            assert_eq!(recorded, 1);
 
             // Restore: everything returns, and the outage has a duration.
             ip(&["-n", "nwlab-leaf1", "link", "set", &if_name, "up"]);

@@ -3,6 +3,7 @@
 
 pub mod query;
 pub mod routing;
+pub mod topology;
 mod state;
 mod writer;
 

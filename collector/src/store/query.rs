@@ -317,10 +317,16 @@ pub async fn routing_rows(
         RoutingTable::OspfNeighbors => ("ospf_neighbor", "neighbor_addr"),
         RoutingTable::OspfInterfaces => ("ospf_interface", "ip"),
         RoutingTable::LinkNeighbors => ("link_neighbor", "local_port_num, chassis_id"),
+        RoutingTable::LostLinkNeighbors => ("link_neighbor", "local_port_num, chassis_id"),
+    };
+    let extra = match table {
+        RoutingTable::LinkNeighbors => "AND t.lost_at IS NULL",
+        RoutingTable::LostLinkNeighbors => "AND t.lost_at IS NOT NULL",
+        _ => "",
     };
     let sql = format!(
         "SELECT to_jsonb(t) || jsonb_build_object('device', d.name) FROM {name} t JOIN device d ON d.id = t.device_id
-          WHERE $1::bigint IS NULL OR t.device_id = $1 ORDER BY d.name, {order}"
+          WHERE ($1::bigint IS NULL OR t.device_id = $1) {extra} ORDER BY d.name, {order}"
     );
     Ok(db.query(&sql, &[&device_id]).await?.iter().map(|r| r.get(0)).collect())
 }
@@ -330,5 +336,8 @@ pub enum RoutingTable {
     BgpPeers,
     OspfNeighbors,
     OspfInterfaces,
+    /// Neighbours advertised now.
     LinkNeighbors,
+    /// Neighbours no longer advertised (kept so a failed cable stays visible).
+    LostLinkNeighbors,
 }

@@ -97,7 +97,7 @@ pub async fn record_routing(
         &tx,
         "SELECT coalesce(local_if_name, 'port ' || local_port_num),
                 string_agg(coalesce(nullif(sys_name, ''), chassis_id) || ':' || port_id, ', ' ORDER BY 1)
-           FROM link_neighbor WHERE device_id = $1 GROUP BY 1",
+           FROM link_neighbor WHERE device_id = $1 AND lost_at IS NULL GROUP BY 1",
         device_id,
     )
     .await?;
@@ -237,27 +237,27 @@ pub async fn record_routing(
         .await?;
     }
 
-    // Neighbours: replace, keeping first_seen of those still there.
-    let first_seen: HashMap<(String, i32, String, String), DateTime<Utc>> = tx
-        .query("SELECT protocol, local_port_num, chassis_id, port_id, first_seen FROM link_neighbor WHERE device_id = $1", &[&device_id])
-        .await?
-        .into_iter()
-        .map(|r| ((r.get(0), r.get(1), r.get(2), r.get(3)), r.get(4)))
-        .collect();
-    tx.execute("DELETE FROM link_neighbor WHERE device_id = $1", &[&device_id]).await?;
-    let insert_nb = tx
+    // Neighbours: upsert what is advertised now; mark the others lost (kept for the topology).
+    let upsert_nb = tx
         .prepare(
             "INSERT INTO link_neighbor (device_id, protocol, local_port_num, local_if_index, local_if_name, chassis_id,
                                         chassis_id_subtype, sys_name, port_id, port_id_subtype, port_descr, mgmt_addr,
-                                        first_seen, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::inet, $13, $14) ON CONFLICT DO NOTHING",
+                                        first_seen, last_seen, lost_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::inet, $13, $13, NULL)
+             ON CONFLICT (device_id, protocol, local_port_num, chassis_id, port_id) DO UPDATE SET
+                 local_if_index = EXCLUDED.local_if_index, local_if_name = EXCLUDED.local_if_name,
+                 chassis_id_subtype = EXCLUDED.chassis_id_subtype, sys_name = EXCLUDED.sys_name,
+                 port_id_subtype = EXCLUDED.port_id_subtype, port_descr = EXCLUDED.port_descr,
+                 mgmt_addr = EXCLUDED.mgmt_addr, last_seen = EXCLUDED.last_seen,
+                 first_seen = CASE WHEN link_neighbor.lost_at IS NULL THEN link_neighbor.first_seen ELSE EXCLUDED.first_seen END,
+                 lost_at = NULL",
         )
         .await?;
+    let (mut protos, mut ports, mut chassis, mut port_ids) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for n in &poll.neighbors {
         let proto = format!("{:?}", n.protocol).to_lowercase();
         let port = n.local_port_num as i32;
-        let since = first_seen.get(&(proto.clone(), port, n.chassis_id.clone(), n.port_id.clone())).copied().unwrap_or(at);
-        let params: [&(dyn ToSql + Sync); 14] = [
+        let params: [&(dyn ToSql + Sync); 13] = [
             &device_id,
             &proto,
             &port,
@@ -270,11 +270,22 @@ pub async fn record_routing(
             &n.port_id_subtype.map(|x| x as i32),
             &n.port_descr,
             &n.mgmt_addr.map(|a| a.to_string()),
-            &since,
             &at,
         ];
-        tx.execute(&insert_nb, &params).await?;
+        tx.execute(&upsert_nb, &params).await?;
+        protos.push(proto);
+        ports.push(port);
+        chassis.push(n.chassis_id.clone());
+        port_ids.push(n.port_id.clone());
     }
+    tx.execute(
+        "UPDATE link_neighbor l SET lost_at = $6 WHERE device_id = $1 AND lost_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $3::int[], $4::text[], $5::text[]) k(p, n, c, i)
+                             WHERE l.protocol = k.p AND l.local_port_num = k.n AND l.chassis_id = k.c AND l.port_id = k.i)",
+        &[&device_id, &protos, &ports, &chassis, &port_ids, &at],
+    )
+    .await?;
+    tx.execute("UPDATE device_state SET lldp_chassis_id = $2 WHERE device_id = $1", &[&device_id, &poll.local_chassis_id]).await?;
     tx.commit().await?;
     Ok(RoutingChanges { recorded })
 }

@@ -559,3 +559,32 @@ mod tests {
         assert_eq!(topo.links_of("x").len(), 1);
     }
 }
+
+impl std::str::FromStr for LinkKey {
+    type Err = String;
+    /// Parses the display form `deviceA:ifA--deviceB:ifB` (either order).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let end = |t: &str| -> Result<LinkEnd, String> {
+            let (d, i) = t.split_once(':').ok_or_else(|| format!("{t:?} is not device:interface"))?;
+            if d.is_empty() || i.is_empty() {
+                return Err(format!("{t:?} is not device:interface"));
+            }
+            Ok(LinkEnd::new(d, i))
+        };
+        let (a, b) = s.split_once("--").ok_or_else(|| format!("link {s:?}: expected deviceA:ifA--deviceB:ifB"))?;
+        Ok(LinkKey::new(end(a)?, end(b)?))
+    }
+}
+
+#[cfg(test)]
+mod link_key_tests {
+    use super::*;
+
+    #[test]
+    fn display_form_round_trips_in_either_order() {
+        let k: LinkKey = "spine1:eth1--leaf1:eth1".parse().unwrap();
+        assert_eq!(k.to_string().parse::<LinkKey>().unwrap(), k);
+        assert_eq!("leaf1:eth1--spine1:eth1".parse::<LinkKey>().unwrap(), k);
+        assert!("leaf1-spine1".parse::<LinkKey>().is_err());
+    }
+}
