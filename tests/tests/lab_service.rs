@@ -206,3 +206,38 @@ fn lab_routing_state_history_and_a_link_failure() {
     .join()
     .unwrap_or_else(|e| std::panic::resume_unwind(e));
 }
+
+/// `netwarden poll` against a lab router shows BGP peers, OSPF neighbours and LLDP neighbours
+/// beside the interfaces, as a table and as JSON.
+#[test]
+fn poll_cli_shows_routing_beside_interfaces() {
+    if !netwarden_tests::util::is_root() {
+        eprintln!("skipped: the routed lab needs root (network namespaces); CI runs as root");
+        return;
+    }
+    let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/up.sh");
+    assert!(Command::new("bash").arg(&up).status().expect("up.sh").success());
+    let bin = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("netwarden");
+    assert!(bin.exists(), "{} not built", bin.display());
+    let run = |extra: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", "nwlab-mgmt"])
+            .arg(&bin)
+            .args(["poll", "10.255.0.21", "--community", "public"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = run(&[]);
+    for want in ["sysName    leaf1", "BGP (local AS 65011", "established", "OSPF neighbours", "full", "LLDP/CDP neighbours", "spine1", "spine2"] {
+        assert!(table.contains(want), "{want:?} missing from:\n{table}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    let r = &json["routing"];
+    assert_eq!(r["local_as"], 65011);
+    assert_eq!(r["bgp"].as_array().unwrap().iter().filter(|p| p["state"] == "established").count(), 2, "{r}");
+    assert_eq!(r["ospf_neighbors"].as_array().unwrap().len(), 2);
+    assert_eq!(r["neighbors"].as_array().unwrap().len(), 2);
+}
