@@ -246,3 +246,25 @@ fn timescaledb_sql_is_valid_postgresql_syntax() {
         assert!(statements > 10, "{name}: only {statements} statements parsed");
     }
 }
+
+/// A deployment's usual set-up: netwarden connects as the owner of its database, not as a
+/// superuser. The first migrate must work for it (it may not read superuser-only settings).
+#[tokio::test]
+async fn migrate_works_for_a_database_owner_that_is_not_superuser() {
+    let tdb = pg::fresh_db();
+    let role = format!("{}_owner", tdb.name);
+    let (admin, conn) = tokio_postgres::connect(&pg::server().connection_string(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    admin.batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN; ALTER DATABASE \"{}\" OWNER TO \"{role}\"", tdb.name)).await.unwrap();
+    let owner_conn = tdb.connection_string.replace("user=postgres", &format!("user={role}"));
+    assert_ne!(owner_conn, tdb.connection_string, "connection string has user=postgres");
+    let (mut c, conn) = tokio_postgres::connect(&owner_conn, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let is_super: bool = c.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await.unwrap().get(0);
+    assert!(!is_super);
+    let r = db::migrate(&mut c, BackendChoice::Auto).await.expect("migrate as the database owner");
+    assert_eq!(r.backend, Backend::Partitioned);
+    drop(c);
+    drop(tdb);
+    admin.batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\"")).await.unwrap();
+}

@@ -182,11 +182,15 @@ async fn backend(client: &mut tokio_postgres::Client, choice: BackendChoice) -> 
                 .await?
                 .get(0);
             // The library must be preloaded: loading it into a backend otherwise ends the session
-            // with FATAL, so check before trying.
-            let preloaded: bool = client
-                .query_one("SELECT current_setting('shared_preload_libraries') ~ '(^|[ ,])timescaledb($|[ ,])'", &[])
-                .await?
-                .get(0);
+            // with FATAL, so check before trying. Not by reading shared_preload_libraries, which
+            // only superusers and pg_read_all_settings may (any other role's first migrate would
+            // fail): the preloaded loader defines timescaledb.max_background_workers, which every
+            // role sees in pg_settings (a mere placeholder from postgresql.conf is not listed).
+            let preloaded: bool = available
+                && client
+                    .query_one("SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.max_background_workers')", &[])
+                    .await?
+                    .get::<_, bool>(0);
             let created = if available && !preloaded {
                 Err("extension timescaledb is installed but not preloaded (shared_preload_libraries = 'timescaledb' in postgresql.conf)".to_string())
             } else if available {
