@@ -285,10 +285,7 @@ impl SampleWriter {
 
     async fn copy_inner(&mut self) -> Result<(), String> {
         // Errors keep the server's message (tokio-postgres' Display hides it behind "db error").
-        let msg = |e: tokio_postgres::Error| match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
-        };
+        let msg = |e: tokio_postgres::Error| crate::db::error_text(&e);
         let mut client = self.pool.get().await.map_err(|e| format!("no database connection: {e}"))?;
         let tx = client.transaction().await.map_err(msg)?;
         let n_if = self.if_buf.len();
