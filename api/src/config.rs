@@ -18,6 +18,32 @@ pub struct Config {
     pub api: ApiConfig,
     pub inventory: InventoryConfig,
     pub topology: TopologyConfig,
+    pub configs: ConfigsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigsConfig {
+    /// Back up each device's running configuration this often (over SSH); 0s turns it off.
+    #[serde(with = "humantime_serde_compat")]
+    pub backup_interval: Duration,
+    /// Backups at once.
+    pub concurrency: usize,
+    #[serde(with = "humantime_serde_compat")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub command_timeout: Duration,
+}
+
+impl Default for ConfigsConfig {
+    fn default() -> Self {
+        ConfigsConfig {
+            backup_interval: Duration::from_secs(24 * 3600),
+            concurrency: 20,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +121,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             inventory: InventoryConfig { file: None, refresh: Duration::from_secs(30) },
             topology: TopologyConfig::default(),
+            configs: ConfigsConfig::default(),
         }
     }
 }
@@ -145,7 +172,7 @@ mod humantime_serde_compat {
 fn is_setting(var: &str) -> bool {
     let Some(rest) = var.strip_prefix("NETWARDEN_") else { return false };
     let rest = rest.to_ascii_lowercase();
-    rest == "data_dir" || ["database__", "secrets__", "polling__", "api__", "inventory__", "topology__"].iter().any(|p| rest.starts_with(p))
+    rest == "data_dir" || ["database__", "secrets__", "polling__", "api__", "inventory__", "topology__", "configs__"].iter().any(|p| rest.starts_with(p))
 }
 
 impl Config {

@@ -30,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/changes", get(changes))
         .route("/api/v1/devices/{name}/state", get(device_state_as_of))
         .route("/api/v1/devices/{name}/outages", get(device_outages))
+        .route("/api/v1/devices/{name}/configs", get(config_history))
+        .route("/api/v1/devices/{name}/configs/diff", get(config_diff))
+        .route("/api/v1/devices/{name}/configs/backup", axum::routing::post(config_backup))
+        .route("/api/v1/config-events", get(config_events))
         .route("/api/v1/topology", get(topology_graph))
         .route("/api/v1/topology/full", get(topology_full))
         .route("/api/v1/topology/diff", get(topology_diff))
@@ -498,4 +502,77 @@ async fn adopt_discovered(
 /// The reporting device's SNMP settings, read back from its own YAML export.
 fn serde_saphyr_to_json(yaml: &str) -> ApiResult<serde_json::Value> {
     serde_saphyr::from_str::<serde_json::Value>(yaml).map_err(ApiError::internal)
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    #[serde(default)]
+    all: bool,
+    limit: Option<i64>,
+}
+
+/// What changed when: backups of a device's running configuration, newest first.
+async fn config_history(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<Json<Vec<collector::configs::store::HistoryEntry>>> {
+    let c = db(&s).await?;
+    let id = device_id_of(&s, &c, &name).await?;
+    let h = collector::configs::store::history(&**c, id, !q.all, q.limit.unwrap_or(50).clamp(1, 10_000)).await.map_err(ApiError::internal)?;
+    Ok(Json(h))
+}
+
+#[derive(Deserialize)]
+struct ConfigDiffQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// Unified diff between two snapshots (default: the last two different ones), secrets masked.
+async fn config_diff(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<ConfigDiffQuery>,
+) -> ApiResult<Json<collector::configs::ConfigDiff>> {
+    let c = db(&s).await?;
+    let d = find(&s, &c, &name).await?;
+    let profile = s.ssh.profiles().for_device(d.platform.as_deref(), d.vendor.as_deref()).ok_or_else(|| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_profile", format!("{name}: no platform profile for platform {:?}", d.platform))
+    })?;
+    let (_, _, diff) = collector::configs::store::diff_snapshots(&**c, d.id.unwrap_or_default(), &profile, q.from, q.to, false)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "no_diff", e.to_string()))?;
+    Ok(Json(diff))
+}
+
+/// Backs the device's running configuration up now, over SSH.
+async fn config_backup(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<collector::configs::backup::BackupOutcome>> {
+    let d = {
+        let c = db(&s).await?;
+        find(&s, &c, &name).await?
+    };
+    collector::configs::backup::backup_device(&s.ssh, &d, collector::configs::BackupTrigger::Api)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "backup_failed", e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: i64,
+    device: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Configuration changes detected between snapshots (diffs masked), after a cursor.
+async fn config_events(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> ApiResult<Json<Vec<collector::configs::store::ConfigEvent>>> {
+    let c = db(&s).await?;
+    let id = match q.device.as_deref() {
+        Some(n) => Some(device_id_of(&s, &c, n).await?),
+        None => None,
+    };
+    let ev = collector::configs::store::events_after(&**c, q.after, id, q.limit.unwrap_or(100).clamp(1, 10_000)).await.map_err(ApiError::internal)?;
+    Ok(Json(ev))
 }

@@ -5,6 +5,7 @@
 //! Boundaries: it owns no device I/O (that is the collector's) and no SQL of its own tables
 //! yet; it calls the other crates' public functions.
 
+pub mod cli_ssh;
 pub mod config;
 pub mod demo;
 pub mod http;

@@ -30,6 +30,13 @@ enum Command {
     /// Inventory import and export.
     #[command(subcommand)]
     Inventory(InventoryCommand),
+    /// Run one command on one device over SSH: `netwarden ssh DEVICE -- show version`.
+    Ssh(api::cli_ssh::SshArgs),
+    /// Trust a device's new SSH host key after checking it out of band.
+    SshTrust(api::cli_ssh::TrustArgs),
+    /// Configuration snapshots: backup, diff, history.
+    #[command(subcommand)]
+    Config(api::cli_ssh::ConfigCommand),
 }
 
 #[derive(Args)]
@@ -118,6 +125,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             api::runtime::serve(cfg, demo).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Ssh(args) => api::cli_ssh::run_ssh(&Config::load(cli.config.as_deref())?, args).await,
+        Command::SshTrust(args) => api::cli_ssh::run_trust(&Config::load(cli.config.as_deref())?, args).await,
+        Command::Config(cmd) => api::cli_ssh::run_config(&Config::load(cli.config.as_deref())?, cmd).await,
         Command::Inventory(cmd) => {
             let cfg = Config::load(cli.config.as_deref())?;
             let db = api::runtime::Database::open(&cfg).await?;

@@ -132,6 +132,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The latest topology graph, rebuilt by the topology task.
     pub topology: Arc<std::sync::RwLock<Arc<collector::topology::Topology>>>,
+    /// SSH sessions (one per device at a time) for on-demand configuration backups.
+    pub ssh: Arc<collector::ssh::SshManager>,
 }
 
 /// Runs the service until SIGINT/SIGTERM, then stops in order: polling, sample flush, API,
@@ -226,6 +228,26 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
             }
         })
     };
+    // Scheduled configuration backups over SSH (devices with SSH credentials only).
+    let ssh = Arc::new(collector::ssh::SshManager::new(
+        db.pool.clone(),
+        Arc::new(collector::ssh::Profiles::builtin()),
+        collector::ssh::SshOptions {
+            connect_timeout: cfg.configs.connect_timeout,
+            command_timeout: cfg.configs.command_timeout,
+            max_sessions: cfg.configs.concurrency.max(1),
+            ..Default::default()
+        },
+    ));
+    let backups = (!cfg.configs.backup_interval.is_zero()).then(|| {
+        let (ssh, secrets, cancel) = (ssh.clone(), secrets.clone(), cancel.clone());
+        let opts = collector::configs::backup::ScheduleOptions {
+            interval: cfg.configs.backup_interval,
+            concurrency: cfg.configs.concurrency.max(1),
+            ..Default::default()
+        };
+        tokio::spawn(async move { collector::configs::backup::run_schedule(&ssh, &secrets, &opts, cancel).await })
+    });
     let sched = tokio::spawn(scheduler::run(
         db.pool.clone(),
         writer.clone(),
@@ -244,6 +266,7 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         backend: report.backend.as_str(),
         metrics,
         topology,
+        ssh: ssh.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
         .await
@@ -274,6 +297,10 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let _ = refresher.await;
     let _ = maintenance.await;
     let _ = topology_task.await;
+    if let Some(b) = backups {
+        let _ = b.await;
+    }
+    ssh.close_idle().await;
     tracing::info!("flushing samples");
     if let Err(e) = tokio::time::timeout(Duration::from_secs(10), writer.flush()).await.unwrap_or(Err("timeout".into())) {
         tracing::warn!(error = %e, "final sample flush failed");

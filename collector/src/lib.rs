@@ -17,5 +17,7 @@ pub mod inventory;
 pub mod scheduler;
 pub mod secrets;
 pub mod snmp;
+pub mod ssh;
+pub mod configs;
 pub mod store;
 pub mod topology;

@@ -16,7 +16,7 @@ async fn app(tdb: &pg::TestDb) -> axum::Router {
     let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
     let (writer, _) = collector::store::SampleWriter::spawn(pool.clone(), Default::default(), Default::default());
     let state = api::runtime::AppState {
-        pool,
+        pool: pool.clone(),
         secrets: Arc::new(SecretBox::from_key(&[3; 32])),
         scheduler_stats: Default::default(),
         writer,
@@ -24,6 +24,7 @@ async fn app(tdb: &pg::TestDb) -> axum::Router {
         backend: "partitioned",
         metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
         topology: Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[])))),
+        ssh: Arc::new(collector::ssh::SshManager::new(pool.clone(), Arc::new(collector::ssh::Profiles::builtin()), Default::default())),
     };
     api::http::router(state)
 }
@@ -147,7 +148,7 @@ async fn topology_endpoints_and_adopting_a_discovered_neighbour() {
         let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
         let (writer, _) = collector::store::SampleWriter::spawn(pool.clone(), Default::default(), Default::default());
         api::http::router(api::runtime::AppState {
-            pool,
+            pool: pool.clone(),
             secrets: Arc::new(secrets.clone()),
             scheduler_stats: Default::default(),
             writer,
@@ -155,6 +156,7 @@ async fn topology_endpoints_and_adopting_a_discovered_neighbour() {
             backend: "partitioned",
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
             topology: Arc::new(std::sync::RwLock::new(Arc::new(topo))),
+            ssh: Arc::new(collector::ssh::SshManager::new(pool.clone(), Arc::new(collector::ssh::Profiles::builtin()), Default::default())),
         })
     };
     let (st, g, _) = call(&app, "GET", "/api/v1/topology", None).await;

@@ -19,6 +19,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// Tests in this file change the lab (a link goes down): they take turns.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lab_turn() -> std::sync::MutexGuard<'static, ()> {
+    LAB.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn lab_dir() -> PathBuf {
     std::env::var_os("NWLAB_DIR").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| "/tmp/nwlab".into())
 }
@@ -58,6 +65,7 @@ fn lab_routing_state_history_and_a_link_failure() {
         eprintln!("skipped: the routed lab needs root (network namespaces); CI runs as root");
         return;
     }
+    let _turn = lab_turn();
     let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/up.sh");
     let out = Command::new("bash").arg(&up).output().expect("up.sh");
     assert!(out.status.success(), "up.sh: {}", String::from_utf8_lossy(&out.stderr));
@@ -215,6 +223,7 @@ fn poll_cli_shows_routing_beside_interfaces() {
         eprintln!("skipped: the routed lab needs root (network namespaces); CI runs as root");
         return;
     }
+    let _turn = lab_turn();
     let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/up.sh");
     assert!(Command::new("bash").arg(&up).status().expect("up.sh").success());
     let bin = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("netwarden");
@@ -230,7 +239,14 @@ fn poll_cli_shows_routing_beside_interfaces() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let table = run(&[]);
+    // The lab may still be converging (just built, or a link just restored): wait, bounded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut table = run(&[]);
+    let settled = |t: &str| t.matches("established").count() >= 2 && t.matches(" full ").count() >= 2 && t.contains("spine1") && t.contains("spine2");
+    while !settled(&table) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        table = run(&[]);
+    }
     for want in ["sysName    leaf1", "BGP (local AS 65011", "established", "OSPF neighbours", "full", "LLDP/CDP neighbours", "spine1", "spine2"] {
         assert!(table.contains(want), "{want:?} missing from:\n{table}");
     }
@@ -240,4 +256,70 @@ fn poll_cli_shows_routing_beside_interfaces() {
     assert_eq!(r["bgp"].as_array().unwrap().iter().filter(|p| p["state"] == "established").count(), 2, "{r}");
     assert_eq!(r["ospf_neighbors"].as_array().unwrap().len(), 2);
     assert_eq!(r["neighbors"].as_array().unwrap().len(), 2);
+}
+
+/// The configuration API over real SSH: a backup on demand through HTTP lands as a snapshot in
+/// the history, and the response carries no secret.
+#[test]
+fn config_backup_through_the_api() {
+    use tower::ServiceExt;
+    if !netwarden_tests::util::is_root() {
+        eprintln!("skipped: the routed lab needs root (network namespaces); CI runs as root");
+        return;
+    }
+    let _turn = lab_turn();
+    let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/up.sh");
+    assert!(Command::new("bash").arg(&up).status().expect("up.sh").success());
+    let tdb = pg::fresh_db();
+    let inventory = lab_dir().join("inventory.yaml");
+    let file = std::fs::File::open("/run/netns/nwlab-mgmt").expect("lab mgmt namespace");
+    std::thread::spawn(move || {
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let mut c = tdb.connect().await;
+            db::migrate(&mut c, BackendChoice::Auto).await.unwrap();
+            let secrets = SecretBox::from_key(&[9; 32]);
+            let devices = collector::inventory::read_inventory_file(&inventory, None).unwrap();
+            store::import(&mut c, &secrets, &devices, store::ImportMode::Merge).await.unwrap();
+            let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
+            let (writer, _) = SampleWriter::spawn(pool.clone(), Default::default(), Default::default());
+            let ssh = Arc::new(collector::ssh::SshManager::new(pool.clone(), Arc::new(collector::ssh::Profiles::builtin()), Default::default()));
+            let app = api::http::router(api::runtime::AppState {
+                pool,
+                secrets: Arc::new(secrets),
+                scheduler_stats: Default::default(),
+                writer,
+                inventory_changed: Default::default(),
+                backend: "partitioned",
+                metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
+                topology: Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[])))),
+                ssh: ssh.clone(),
+            });
+            let call = |method: &str, uri: &str| {
+                let req = axum::http::Request::builder().method(method).uri(uri).body(axum::body::Body::empty()).unwrap();
+                let app = app.clone();
+                async move {
+                    let resp = app.oneshot(req).await.unwrap();
+                    let st = resp.status();
+                    let body = axum::body::to_bytes(resp.into_body(), 1 << 22).await.unwrap();
+                    (st, String::from_utf8_lossy(&body).into_owned())
+                }
+            };
+            let (st, body) = call("POST", "/api/v1/devices/leaf2/configs/backup").await;
+            assert_eq!(st, axum::http::StatusCode::OK, "{body}");
+            assert!(!body.contains("netopslab1"), "{body}");
+            let (st, body) = call("GET", "/api/v1/devices/leaf2/configs").await;
+            assert_eq!(st, axum::http::StatusCode::OK, "{body}");
+            let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(h.as_array().map(Vec::len), Some(1), "{body}");
+            let (st, body) = call("GET", "/api/v1/devices/leaf2/configs/diff").await;
+            assert_eq!(st, axum::http::StatusCode::NOT_FOUND, "one snapshot: nothing to compare yet: {body}");
+            let (st, _) = call("POST", "/api/v1/devices/nope/configs/backup").await;
+            assert_eq!(st, axum::http::StatusCode::NOT_FOUND);
+            ssh.close_idle().await;
+        });
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e));
 }
