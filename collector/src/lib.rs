@@ -16,6 +16,7 @@ pub mod routing;
 pub mod inventory;
 pub mod scheduler;
 pub mod secrets;
+pub mod sim;
 pub mod snmp;
 pub mod ssh;
 pub mod configs;
