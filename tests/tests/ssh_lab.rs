@@ -519,8 +519,17 @@ fn scheduled_backups_run_once_per_interval() {
         let cancel = tokio_util::sync::CancellationToken::new();
         let opts = backup::ScheduleOptions { interval: Duration::from_secs(3600), check_every: Duration::from_millis(200), concurrency: 5 };
         let stop = cancel.clone();
+        let db = &lab.db;
+        // Let several checks run; stop once every router's facts are in (bounded).
         let stopper = async move {
             tokio::time::sleep(Duration::from_millis(1500)).await;
+            for _ in 0..100 {
+                let n: i64 = db.query_one("SELECT count(DISTINCT device_id) FROM device_cli_fact", &[]).await.unwrap().get(0);
+                if n >= 5 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             stop.cancel();
         };
         let (ran, ()) = tokio::join!(backup::run_schedule(&lab.manager, &lab.secrets, &opts, cancel), stopper);
@@ -532,6 +541,14 @@ fn scheduled_backups_run_once_per_interval() {
             .unwrap();
         let got: Vec<(String, String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
         assert_eq!(got, vec![("scheduled".to_owned(), "ok".to_owned(), 5)]);
+        // The same schedule stores each router's CLI facts (its BGP summary among them).
+        let facts: i64 = lab
+            .db
+            .query_one("SELECT count(DISTINCT device_id) FROM device_cli_fact WHERE fact = 'bgp_summary' AND error IS NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(facts, 5);
         let ids: Vec<i64> = lab.devices.values().filter_map(|d| d.id).collect();
         assert!(cstore::due_for_backup(&lab.db, &ids, Duration::from_secs(3600)).await.unwrap().is_empty());
         assert_eq!(cstore::due_for_backup(&lab.db, &ids, Duration::ZERO).await.unwrap().len(), 5);

@@ -138,6 +138,18 @@ pub async fn run_schedule(
                 let failed = results.iter().filter(|(_, r)| r.is_err()).count();
                 tracing::info!(devices = results.len(), failed, "scheduled configuration backups");
                 ran += results.len();
+                // CLI facts (NTP, syslog, SNMP, AAA, BGP summary) of the devices that answered,
+                // on the same schedule and the same (reused) sessions.
+                let answered: Vec<Device> =
+                    due.iter().filter(|d| results.iter().any(|(n, r)| *n == d.name && r.is_ok())).cloned().collect();
+                let facts = futures_util::stream::iter(answered)
+                    .map(|d| async move { collect_facts(manager, &d).await })
+                    .buffer_unordered(opts.concurrency.max(1))
+                    .collect::<Vec<_>>();
+                tokio::select! {
+                    _ = facts => {}
+                    () = cancel.cancelled() => break,
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "listing devices due for a configuration backup"),
@@ -148,6 +160,26 @@ pub async fn run_schedule(
         }
     }
     ran
+}
+
+/// Runs the profile's fact commands on a device and stores every fact (or why it failed).
+pub async fn collect_facts(manager: &SshManager, device: &Device) -> Result<usize, String> {
+    let Some(device_id) = device.id else { return Err(format!("{}: not stored", device.name)) };
+    let mut session = manager.session(device).await.map_err(|e| e.to_string())?;
+    let (facts, errors) = crate::ssh::facts::collect(&mut session).await.map_err(|e| e.to_string())?;
+    drop(session);
+    let client = manager.db().get().await.map_err(|e| e.to_string())?;
+    for (name, fact) in &facts {
+        let v = serde_json::to_value(fact).unwrap_or(serde_json::Value::Null);
+        crate::ssh::store::store_fact(&**client, device_id, name, Ok(&v)).await.map_err(|e| crate::db::error_text(&e))?;
+    }
+    for (name, err) in &errors {
+        crate::ssh::store::store_fact(&**client, device_id, name, Err(err.as_str())).await.map_err(|e| crate::db::error_text(&e))?;
+    }
+    if !errors.is_empty() {
+        tracing::debug!(device = %device.name, failed = errors.len(), "some CLI facts could not be read");
+    }
+    Ok(facts.len())
 }
 
 async fn due_devices(manager: &SshManager, secrets: &crate::secrets::SecretBox, interval: Duration) -> Result<Vec<Device>, String> {
