@@ -268,3 +268,43 @@ async fn migrate_works_for_a_database_owner_that_is_not_superuser() {
     drop(tdb);
     admin.batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\"")).await.unwrap();
 }
+
+/// A burst of polls larger than the writer's channel, arriving while a COPY cannot finish (the
+/// table is locked by another transaction), is buffered and stored, not dropped: the writer keeps
+/// reading its channel while a COPY is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_polls_during_a_stuck_copy_is_not_dropped() {
+    let tdb = pg::fresh_db();
+    let c = migrated(&tdb).await;
+    let (dev, ifc) = device_and_interface(&c).await;
+    let opts = WriterOptions { channel_capacity: 64, batch_rows: 480, ..Default::default() };
+    let (w, _task) = SampleWriter::spawn(pool_for(&tdb).await, opts, CancellationToken::new());
+    // Another session holds the table: every COPY waits on it.
+    let mut locker = tdb.connect().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE if_sample IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let t0 = Utc::now() - ChronoDuration::minutes(5);
+    let polls: i64 = 640; // 10x the channel
+    for p in 0..polls {
+        let rows: Vec<IfSampleRow> = (0..48).map(|i| sample(t0 + ChronoDuration::milliseconds(p * 48 + i), dev, ifc, 1.0)).collect();
+        assert!(w.submit(rows, Vec::new()), "poll {p} dropped: the channel was full while a COPY waited");
+        // Pollers are many tasks that each submit once, not one tight loop.
+        tokio::task::yield_now().await;
+        if p % 64 == 63 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(w.stats().rows_written.load(std::sync::atomic::Ordering::Relaxed), 0, "the COPY was really stuck");
+    lock.rollback().await.unwrap();
+    let mut stored = false;
+    for _ in 0..50 {
+        if w.flush().await.is_ok() {
+            stored = true;
+            break;
+        }
+    }
+    assert!(stored, "flush never succeeded");
+    let n: i64 = c.query_one("SELECT count(*) FROM if_sample", &[]).await.unwrap().get(0);
+    assert_eq!(n, polls * 48);
+    assert_eq!(w.stats().rows_dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

@@ -155,37 +155,71 @@ impl SampleWriter {
         self.if_buf.len() + self.poll_buf.len()
     }
 
+    /// The loop keeps taking rows while a COPY runs (in its own task): a burst of polls during a
+    /// slow COPY lands in the buffer, not on the floor of a full channel.
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(self.opts.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut in_flight: Option<tokio::task::JoinHandle<(Batch, Result<(), String>)>> = None;
+        let mut waiters: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
         loop {
+            let mut due = false;
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(Msg::Rows(a, b)) => {
                         self.if_buf.extend(a);
                         self.poll_buf.extend(b);
                         self.enforce_bound();
-                        if self.buffered() >= self.opts.batch_rows && retry_at.is_none_or(|t| tokio::time::Instant::now() >= t) {
-                            retry_at = self.write_once().await;
-                        }
+                        due = self.buffered() >= self.opts.batch_rows;
                     }
                     Some(Msg::Flush(reply)) => {
-                        let r = self.write_all_now().await;
-                        retry_at = None;
-                        let _ = reply.send(r);
+                        if self.buffered() == 0 && in_flight.is_none() {
+                            let _ = reply.send(Ok(()));
+                        } else {
+                            waiters.push(reply);
+                            retry_at = None; // a flush asks for an attempt now
+                        }
                     }
                     None => break,
                 },
-                _ = tick.tick() => {
-                    if self.buffered() > 0 && retry_at.is_none_or(|t| tokio::time::Instant::now() >= t) {
-                        retry_at = self.write_once().await;
+                done = async { in_flight.as_mut().expect("guarded").await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    let (batch, result) = match done {
+                        Ok(d) => d,
+                        Err(e) => (Batch::default(), Err(format!("COPY task failed: {e}"))),
+                    };
+                    match result {
+                        Ok(()) => {
+                            self.failures = 0;
+                            retry_at = None;
+                            if self.buffered() == 0 {
+                                for w in waiters.drain(..) {
+                                    let _ = w.send(Ok(()));
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            self.requeue(batch);
+                            self.failures += 1;
+                            let backoff = Duration::from_millis(200u64 << self.failures.min(5)).min(Duration::from_secs(10));
+                            retry_at = Some(tokio::time::Instant::now() + backoff + Duration::from_millis(rand::random_range(0..100)));
+                            for w in waiters.drain(..) {
+                                let _ = w.send(Err(e.clone()));
+                            }
+                        }
                     }
+                    due = self.buffered() >= self.opts.batch_rows || !waiters.is_empty();
                 }
+                _ = tick.tick() => due = self.buffered() > 0,
                 _ = cancel.cancelled() => break,
             }
+            let allowed = retry_at.is_none_or(|t| tokio::time::Instant::now() >= t);
+            if (due || !waiters.is_empty()) && allowed && in_flight.is_none() && self.buffered() > 0 {
+                in_flight = Some(self.start_copy());
+            }
         }
-        // Shutdown: take what is still queued, then try a few times to store it.
+        // Shutdown: take what is still queued, let the running COPY end, then try a few times.
         rx.close();
         while let Some(msg) = rx.recv().await {
             match msg {
@@ -193,22 +227,55 @@ impl SampleWriter {
                     self.if_buf.extend(a);
                     self.poll_buf.extend(b);
                 }
-                Msg::Flush(reply) => {
-                    let _ = reply.send(Ok(()));
-                }
+                Msg::Flush(reply) => waiters.push(reply),
             }
         }
+        if let Some(task) = in_flight.take()
+            && let Ok((batch, Err(_))) = task.await
+        {
+            self.requeue(batch);
+        }
+        let mut last = Ok(());
         for _ in 0..5 {
-            if self.buffered() == 0 || self.write_once().await.is_none() {
+            if self.buffered() == 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (batch, r) = self.start_copy().await.unwrap_or_else(|e| (Batch::default(), Err(e.to_string())));
+            if let Err(e) = &r {
+                self.requeue(batch);
+                last = Err(e.clone());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
         if self.buffered() > 0 {
             let n = self.buffered() as u64;
             self.stats.rows_dropped.fetch_add(n, Ordering::Relaxed);
             tracing::error!(rows = n, "sample writer stopped with rows it could not store");
         }
+        for w in waiters {
+            let _ = w.send(if self.buffered() == 0 { Ok(()) } else { last.clone() });
+        }
+    }
+
+    /// Hands the buffered rows to a COPY task.
+    fn start_copy(&mut self) -> tokio::task::JoinHandle<(Batch, Result<(), String>)> {
+        let batch = Batch { if_rows: std::mem::take(&mut self.if_buf), poll_rows: std::mem::take(&mut self.poll_buf) };
+        let (pool, stats) = (self.pool.clone(), self.stats.clone());
+        tokio::spawn(async move {
+            let r = copy_batch(&pool, &stats, &batch).await;
+            (batch, r)
+        })
+    }
+
+    /// Puts the rows of a failed COPY back in front of what arrived since (order kept).
+    fn requeue(&mut self, batch: Batch) {
+        let mut if_rows = batch.if_rows;
+        if_rows.append(&mut self.if_buf);
+        self.if_buf = if_rows;
+        let mut poll_rows = batch.poll_rows;
+        poll_rows.append(&mut self.poll_buf);
+        self.poll_buf = poll_rows;
+        self.enforce_bound();
     }
 
     /// Keeps memory bounded during a long outage: drop the oldest rows, and count them.
@@ -223,53 +290,40 @@ impl SampleWriter {
             metrics::counter!("netwarden_samples_dropped_total", "reason" => "buffer_full").increment(over as u64);
         }
     }
+}
 
-    async fn write_all_now(&mut self) -> Result<(), String> {
-        let mut last = Ok(());
-        for attempt in 0..3 {
-            if self.buffered() == 0 {
-                return Ok(());
-            }
-            match self.copy().await {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    last = Err(e);
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-            }
+/// Rows handed to one COPY; they come back with its result, so a failure loses nothing.
+#[derive(Default)]
+struct Batch {
+    if_rows: Vec<IfSampleRow>,
+    poll_rows: Vec<PollSampleRow>,
+}
+
+/// One COPY attempt of a batch, with the bookkeeping around it.
+async fn copy_batch(pool: &Pool, stats: &WriterStats, batch: &Batch) -> Result<(), String> {
+    let result = copy_inner(pool, &batch.if_rows, &batch.poll_rows).await;
+    match &result {
+        Ok(()) => {
+            let n = (batch.if_rows.len() + batch.poll_rows.len()) as u64;
+            stats.rows_written.fetch_add(n, Ordering::Relaxed);
+            stats.copies.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("netwarden_samples_written_total").increment(n);
         }
-        last
-    }
-
-    /// One attempt; on failure returns when to try again.
-    async fn write_once(&mut self) -> Option<tokio::time::Instant> {
-        match self.copy().await {
-            Ok(()) => {
-                self.failures = 0;
-                None
-            }
-            Err(_) => {
-                self.failures += 1;
-                let backoff = Duration::from_millis(200u64 << self.failures.min(5)).min(Duration::from_secs(10));
-                let jitter = Duration::from_millis(rand::random_range(0..100));
-                Some(tokio::time::Instant::now() + backoff + jitter)
-            }
-        }
-    }
-
-    async fn copy(&mut self) -> Result<(), String> {
-        let result = self.copy_inner().await;
-        if let Err(e) = &result {
-            self.stats.copy_errors.fetch_add(1, Ordering::Relaxed);
+        Err(e) => {
+            stats.copy_errors.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("netwarden_sample_copy_errors_total").increment(1);
-            tracing::warn!(error = %e, buffered = self.buffered(), "sample COPY failed; rows kept for retry");
-            // A row outside every partition: create partitions for the days buffered rows fall
-            // in (the function exists only on the partitioned back-end), then retry.
+            tracing::warn!(error = %e, rows = batch.if_rows.len() + batch.poll_rows.len(), "sample COPY failed; rows kept for retry");
+            // A row outside every partition: create partitions for the days the rows fall in
+            // (the function exists only on the partitioned back-end), then retry.
             if e.contains("no partition of relation")
-                && let Ok(c) = self.pool.get().await
+                && let Ok(c) = pool.get().await
             {
-                let mut days: Vec<chrono::NaiveDate> =
-                    self.if_buf.iter().map(|r| r.time.date_naive()).chain(self.poll_buf.iter().map(|r| r.time.date_naive())).collect();
+                let mut days: Vec<chrono::NaiveDate> = batch
+                    .if_rows
+                    .iter()
+                    .map(|r| r.time.date_naive())
+                    .chain(batch.poll_rows.iter().map(|r| r.time.date_naive()))
+                    .collect();
                 days.sort_unstable();
                 days.dedup();
                 for day in days {
@@ -280,16 +334,17 @@ impl SampleWriter {
                 }
             }
         }
-        result
     }
+    result
+}
 
-    async fn copy_inner(&mut self) -> Result<(), String> {
+async fn copy_inner(pool: &Pool, if_rows: &[IfSampleRow], poll_rows: &[PollSampleRow]) -> Result<(), String> {
         // Errors keep the server's message (tokio-postgres' Display hides it behind "db error").
         let msg = |e: tokio_postgres::Error| crate::db::error_text(&e);
-        let mut client = self.pool.get().await.map_err(|e| format!("no database connection: {e}"))?;
+        let mut client = pool.get().await.map_err(|e| format!("no database connection: {e}"))?;
         let tx = client.transaction().await.map_err(msg)?;
-        let n_if = self.if_buf.len();
-        let n_poll = self.poll_buf.len();
+        let n_if = if_rows.len();
+        let n_poll = poll_rows.len();
         if n_if > 0 {
             let sink = tx
                 .copy_in(
@@ -300,7 +355,7 @@ impl SampleWriter {
                 .map_err(msg)?;
             let w = BinaryCopyInWriter::new(sink, &IF_TYPES);
             pin_mut!(w);
-            for r in &self.if_buf {
+            for r in if_rows {
                 let row: [&(dyn ToSql + Sync); 14] = [
                     &r.time,
                     &r.device_id,
@@ -331,7 +386,7 @@ impl SampleWriter {
                 .map_err(msg)?;
             let w = BinaryCopyInWriter::new(sink, &POLL_TYPES);
             pin_mut!(w);
-            for r in &self.poll_buf {
+            for r in poll_rows {
                 let status: &str = r.status;
                 let row: [&(dyn ToSql + Sync); 8] =
                     [&r.time, &r.device_id, &status, &r.duration_ms, &r.requests, &r.varbinds, &r.error_kind, &r.error];
@@ -340,11 +395,5 @@ impl SampleWriter {
             w.finish().await.map_err(msg)?;
         }
         tx.commit().await.map_err(msg)?;
-        self.if_buf.clear();
-        self.poll_buf.clear();
-        self.stats.rows_written.fetch_add((n_if + n_poll) as u64, Ordering::Relaxed);
-        self.stats.copies.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("netwarden_samples_written_total").increment((n_if + n_poll) as u64);
         Ok(())
-    }
 }
