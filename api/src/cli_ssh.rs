@@ -126,7 +126,9 @@ fn manager(ctx: &Ctx, o: &SshCliOptions, max_sessions: usize) -> Result<SshManag
 
 async fn device(ctx: &Ctx, name: &str) -> Result<Device> {
     let conn = ctx.db.pool.get().await.context("database connection")?;
-    inventory::store::get_by_name(&**conn, &ctx.secrets, name).await?.with_context(|| format!("no device named {name:?}"))
+    inventory::store::get_by_name(&**conn, &ctx.secrets, name)
+        .await?
+        .with_context(|| format!("no device named {name:?}"))
 }
 
 /// `netwarden ssh DEVICE -- COMMAND`: prints the output; exit 0, 1 if the device rejected the
@@ -269,7 +271,8 @@ async fn config_diff(
         .with_context(|| format!("{name}: no platform profile for platform {:?}", device.platform))?;
     let conn = ctx.db.pool.get().await.context("database connection")?;
     let id = device.id.context("stored device has an id")?;
-    let (_, _, d) = cstore::diff_snapshots(&**conn, id, &profile, from, to, reveal).await.with_context(|| name.to_owned())?;
+    let (_, _, d) =
+        cstore::diff_snapshots(&**conn, id, &profile, from, to, reveal).await.with_context(|| name.to_owned())?;
     if d.is_empty() {
         println!("no differences");
     } else {

@@ -164,7 +164,8 @@ mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("duration {s:?}: {e} (use e.g. 30s, 5m)")))
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("duration {s:?}: {e} (use e.g. 30s, 5m)")))
     }
 }
 
@@ -172,7 +173,10 @@ mod humantime_serde_compat {
 fn is_setting(var: &str) -> bool {
     let Some(rest) = var.strip_prefix("NETWARDEN_") else { return false };
     let rest = rest.to_ascii_lowercase();
-    rest == "data_dir" || ["database__", "secrets__", "polling__", "api__", "inventory__", "topology__", "configs__"].iter().any(|p| rest.starts_with(p))
+    rest == "data_dir"
+        || ["database__", "secrets__", "polling__", "api__", "inventory__", "topology__", "configs__"]
+            .iter()
+            .any(|p| rest.starts_with(p))
 }
 
 impl Config {
@@ -189,7 +193,9 @@ impl Config {
                 b = b.add_source(config::File::from(p).format(config::FileFormat::Toml).required(true));
             }
             None => {
-                b = b.add_source(config::File::with_name("netwarden.toml").format(config::FileFormat::Toml).required(false));
+                b = b.add_source(
+                    config::File::with_name("netwarden.toml").format(config::FileFormat::Toml).required(false),
+                );
             }
         }
         b = b.add_source(
@@ -257,7 +263,8 @@ mod tests {
         std::fs::write(&f, "[polling]\nintervall = \"5m\"\n").unwrap();
         let e = format!("{:#}", Config::load_with_env(Some(&f), HashMap::new()).unwrap_err());
         assert!(e.contains("intervall"), "{e}");
-        let e = format!("{:#}", Config::load_with_env(None, env(&[("NETWARDEN_POLLING__TIMEOUT", "soon")])).unwrap_err());
+        let e =
+            format!("{:#}", Config::load_with_env(None, env(&[("NETWARDEN_POLLING__TIMEOUT", "soon")])).unwrap_err());
         assert!(e.contains("soon"), "{e}");
     }
 }

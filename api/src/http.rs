@@ -84,7 +84,8 @@ async fn health(State(s): State<AppState>) -> Response {
         Ok(c) => c.query_one("SELECT 1", &[]).await.is_ok(),
         Err(_) => false,
     };
-    let body = serde_json::json!({"status": if ok {"ok"} else {"degraded"}, "database": ok, "storage_backend": s.backend});
+    let body =
+        serde_json::json!({"status": if ok {"ok"} else {"degraded"}, "database": ok, "storage_backend": s.backend});
     (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, Json(body)).into_response()
 }
 
@@ -126,7 +127,10 @@ async fn list_devices(State(s): State<AppState>) -> ApiResult<Json<Vec<DeviceWit
     Ok(Json(
         devices
             .iter()
-            .map(|d| DeviceWithState { state: states.iter().find(|st| Some(st.device_id) == d.id).cloned(), device: d.clone() })
+            .map(|d| DeviceWithState {
+                state: states.iter().find(|st| Some(st.device_id) == d.id).cloned(),
+                device: d.clone(),
+            })
             .collect(),
     ))
 }
@@ -153,7 +157,10 @@ fn parse_device(body: &serde_json::Value) -> ApiResult<inventory::Device> {
     devices.pop().ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_device", "empty device"))
 }
 
-async fn create_device(State(s): State<AppState>, Json(body): Json<serde_json::Value>) -> ApiResult<(StatusCode, Json<DeviceView>)> {
+async fn create_device(
+    State(s): State<AppState>,
+    Json(body): Json<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<DeviceView>)> {
     let d = parse_device(&body)?;
     let c = db(&s).await?;
     if inventory::store::get_by_name(&**c, &s.secrets, &d.name).await.map_err(ApiError::internal)?.is_some() {
@@ -171,7 +178,11 @@ async fn update_device(
 ) -> ApiResult<Json<DeviceView>> {
     let d = parse_device(&body)?;
     if d.name != name {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "name_mismatch", "the body's name differs from the path"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name_mismatch",
+            "the body's name differs from the path",
+        ));
     }
     let c = db(&s).await?;
     find(&s, &c, &name).await?;
@@ -190,7 +201,10 @@ async fn delete_device(State(s): State<AppState>, Path(name): Path<String>) -> A
     }
 }
 
-async fn device_interfaces(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Vec<query::InterfaceState>>> {
+async fn device_interfaces(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<query::InterfaceState>>> {
     let c = db(&s).await?;
     let d = find(&s, &c, &name).await?;
     Ok(Json(query::interfaces(&**c, d.id.unwrap_or_default()).await.map_err(ApiError::internal)?))
@@ -230,11 +244,21 @@ struct ImportQuery {
     replace: bool,
 }
 
-async fn import_inventory(State(s): State<AppState>, Query(q): Query<ImportQuery>, body: String) -> ApiResult<Json<serde_json::Value>> {
+async fn import_inventory(
+    State(s): State<AppState>,
+    Query(q): Query<ImportQuery>,
+    body: String,
+) -> ApiResult<Json<serde_json::Value>> {
     let format = match q.format.as_deref() {
         None | Some("yaml") | Some("yml") => inventory::Format::Yaml,
         Some("csv") => inventory::Format::Csv,
-        Some(other) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_format", format!("format {other:?}: use yaml or csv"))),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_format",
+                format!("format {other:?}: use yaml or csv"),
+            ));
+        }
     };
     let devices = inventory::parse_inventory("request body", &body, Some(format))
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_inventory", e.to_string()))?;
@@ -268,16 +292,28 @@ async fn routing(s: AppState, f: DeviceFilter, table: query::RoutingTable) -> Ap
     Ok(Json(query::routing_rows(&**c, table, id).await.map_err(ApiError::internal)?))
 }
 
-async fn bgp_peers(State(s): State<AppState>, Query(f): Query<DeviceFilter>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+async fn bgp_peers(
+    State(s): State<AppState>,
+    Query(f): Query<DeviceFilter>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
     routing(s, f, query::RoutingTable::BgpPeers).await
 }
-async fn ospf_neighbors(State(s): State<AppState>, Query(f): Query<DeviceFilter>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+async fn ospf_neighbors(
+    State(s): State<AppState>,
+    Query(f): Query<DeviceFilter>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
     routing(s, f, query::RoutingTable::OspfNeighbors).await
 }
-async fn ospf_interfaces(State(s): State<AppState>, Query(f): Query<DeviceFilter>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+async fn ospf_interfaces(
+    State(s): State<AppState>,
+    Query(f): Query<DeviceFilter>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
     routing(s, f, query::RoutingTable::OspfInterfaces).await
 }
-async fn link_neighbors(State(s): State<AppState>, Query(f): Query<DeviceFilter>) -> ApiResult<Json<Vec<serde_json::Value>>> {
+async fn link_neighbors(
+    State(s): State<AppState>,
+    Query(f): Query<DeviceFilter>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
     routing(s, f, query::RoutingTable::LinkNeighbors).await
 }
 
@@ -287,7 +323,11 @@ fn parse_time(field: &'static str, v: &str) -> ApiResult<chrono::DateTime<chrono
         return Ok(t.with_timezone(&chrono::Utc));
     }
     let d = humantime::parse_duration(v).map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_time", format!("{field}={v:?}: use RFC 3339 (2026-11-22T10:00:00Z) or a duration ago (15m)"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_time",
+            format!("{field}={v:?}: use RFC 3339 (2026-11-22T10:00:00Z) or a duration ago (15m)"),
+        )
     })?;
     Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or_default())
 }
@@ -390,7 +430,10 @@ async fn topology_diff(State(s): State<AppState>, Query(q): Query<DiffQuery>) ->
     };
     let c = db(&s).await?;
     let empty = collector::topology::Topology::build(&[], &[]);
-    let old = collector::store::topology::snapshot_at(&**c, from).await.map_err(ApiError::internal)?.unwrap_or_else(|| empty.clone());
+    let old = collector::store::topology::snapshot_at(&**c, from)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_else(|| empty.clone());
     let new = collector::store::topology::snapshot_at(&**c, to).await.map_err(ApiError::internal)?.unwrap_or(empty);
     Ok(Json(serde_json::json!({"from": from, "to": to, "changes": collector::topology::diff(&old, &new)})))
 }
@@ -413,7 +456,11 @@ async fn topology_path(State(s): State<AppState>, Query(q): Query<PathQuery>) ->
     let scope = if q.include_down { collector::topology::LinkScope::All } else { collector::topology::LinkScope::Up };
     match topo.shortest_path_over(&q.from, &q.to, scope) {
         Some(hops) => Ok(Json(serde_json::json!({"from": q.from, "to": q.to, "hops": hops.len(), "path": hops}))),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no_path", format!("no path from {:?} to {:?} over {} links", q.from, q.to, if q.include_down { "all" } else { "up" }))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_path",
+            format!("no path from {:?} to {:?} over {} links", q.from, q.to, if q.include_down { "all" } else { "up" }),
+        )),
     }
 }
 
@@ -425,7 +472,10 @@ struct ImpactQuery {
 }
 
 /// Which devices lose every path to `role` if a device or a link fails.
-async fn topology_impact(State(s): State<AppState>, Query(q): Query<ImpactQuery>) -> ApiResult<Json<collector::topology::Impact>> {
+async fn topology_impact(
+    State(s): State<AppState>,
+    Query(q): Query<ImpactQuery>,
+) -> ApiResult<Json<collector::topology::Impact>> {
     let failure = match (q.device, q.link) {
         (Some(d), None) => collector::topology::Failure::Device(d),
         (None, Some(l)) => collector::topology::Failure::Link(
@@ -469,14 +519,20 @@ async fn adopt_discovered(
         _ => None,
     };
     let address = body.address.or(node.mgmt_addr.clone()).ok_or_else(|| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_address", "the neighbour advertised no management address; give \"address\"")
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_address",
+            "the neighbour advertised no management address; give \"address\"",
+        )
     })?;
     let name = body.name.or(node.sys_name.clone()).unwrap_or_else(|| node.name.clone());
     let c = db(&s).await?;
     let snmp = match body.snmp {
         Some(v) => v,
         None => {
-            let reporter = seen_by.ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_credentials", "give \"snmp\" credentials"))?;
+            let reporter = seen_by.ok_or_else(|| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_credentials", "give \"snmp\" credentials")
+            })?;
             let d = find(&s, &c, &reporter).await?;
             let exported = inventory::export_yaml(std::slice::from_ref(&d), true);
             let doc: serde_json::Value = serde_saphyr_to_json(&exported)?;
@@ -519,7 +575,9 @@ async fn config_history(
 ) -> ApiResult<Json<Vec<collector::configs::store::HistoryEntry>>> {
     let c = db(&s).await?;
     let id = device_id_of(&s, &c, &name).await?;
-    let h = collector::configs::store::history(&**c, id, !q.all, q.limit.unwrap_or(50).clamp(1, 10_000)).await.map_err(ApiError::internal)?;
+    let h = collector::configs::store::history(&**c, id, !q.all, q.limit.unwrap_or(50).clamp(1, 10_000))
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(h))
 }
 
@@ -538,16 +596,24 @@ async fn config_diff(
     let c = db(&s).await?;
     let d = find(&s, &c, &name).await?;
     let profile = s.ssh.profiles().for_device(d.platform.as_deref(), d.vendor.as_deref()).ok_or_else(|| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_profile", format!("{name}: no platform profile for platform {:?}", d.platform))
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_profile",
+            format!("{name}: no platform profile for platform {:?}", d.platform),
+        )
     })?;
-    let (_, _, diff) = collector::configs::store::diff_snapshots(&**c, d.id.unwrap_or_default(), &profile, q.from, q.to, false)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "no_diff", e.to_string()))?;
+    let (_, _, diff) =
+        collector::configs::store::diff_snapshots(&**c, d.id.unwrap_or_default(), &profile, q.from, q.to, false)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "no_diff", e.to_string()))?;
     Ok(Json(diff))
 }
 
 /// Backs the device's running configuration up now, over SSH.
-async fn config_backup(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<collector::configs::backup::BackupOutcome>> {
+async fn config_backup(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<collector::configs::backup::BackupOutcome>> {
     let d = {
         let c = db(&s).await?;
         find(&s, &c, &name).await?
@@ -567,12 +633,17 @@ struct EventsQuery {
 }
 
 /// Configuration changes detected between snapshots (diffs masked), after a cursor.
-async fn config_events(State(s): State<AppState>, Query(q): Query<EventsQuery>) -> ApiResult<Json<Vec<collector::configs::store::ConfigEvent>>> {
+async fn config_events(
+    State(s): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<Vec<collector::configs::store::ConfigEvent>>> {
     let c = db(&s).await?;
     let id = match q.device.as_deref() {
         Some(n) => Some(device_id_of(&s, &c, n).await?),
         None => None,
     };
-    let ev = collector::configs::store::events_after(&**c, q.after, id, q.limit.unwrap_or(100).clamp(1, 10_000)).await.map_err(ApiError::internal)?;
+    let ev = collector::configs::store::events_after(&**c, q.after, id, q.limit.unwrap_or(100).clamp(1, 10_000))
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(ev))
 }

@@ -134,9 +134,11 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             db.migrate(&cfg).await?;
             let secrets = api::runtime::load_secrets(&cfg, db.is_embedded())?;
             let r = match cmd {
-                InventoryCommand::Import { file, replace } => api::runtime::import_file(&db, &secrets, &file, replace).await.map(|report| {
-                    println!("{report}");
-                }),
+                InventoryCommand::Import { file, replace } => {
+                    api::runtime::import_file(&db, &secrets, &file, replace).await.map(|report| {
+                        println!("{report}");
+                    })
+                }
                 InventoryCommand::Export { format, with_secrets } => {
                     api::runtime::export(&db, &secrets, &format, with_secrets).await.map(|text| print!("{text}"))
                 }
@@ -155,7 +157,10 @@ async fn poll(a: PollArgs) -> Result<std::process::ExitCode> {
             let auth = match &a.auth {
                 Some(p) => {
                     let proto: AuthProtocol = p.parse().map_err(|e: String| anyhow::anyhow!("--auth: {e}"))?;
-                    let pw = a.auth_password.clone().context("--auth needs --auth-password (or NETWARDEN_SNMP_AUTH_PASSWORD)")?;
+                    let pw = a
+                        .auth_password
+                        .clone()
+                        .context("--auth needs --auth-password (or NETWARDEN_SNMP_AUTH_PASSWORD)")?;
                     Some((proto, pw))
                 }
                 None => None,
@@ -163,7 +168,10 @@ async fn poll(a: PollArgs) -> Result<std::process::ExitCode> {
             let privacy = match &a.r#priv {
                 Some(p) => {
                     let proto: PrivProtocol = p.parse().map_err(|e: String| anyhow::anyhow!("--priv: {e}"))?;
-                    let pw = a.priv_password.clone().context("--priv needs --priv-password (or NETWARDEN_SNMP_PRIV_PASSWORD)")?;
+                    let pw = a
+                        .priv_password
+                        .clone()
+                        .context("--priv needs --priv-password (or NETWARDEN_SNMP_PRIV_PASSWORD)")?;
                     Some((proto, pw))
                 }
                 None => None,

@@ -42,7 +42,18 @@ pub fn poll_table(p: &DevicePoll) -> String {
     let _ = writeln!(
         out,
         "{:>7}  {:<18} {:<6} {:>6} {:>6} {:<6} {:<14} {:>20} {:>20} {:>10} {:>10}  {}",
-        "ifIndex", "name", "type", "mtu", "speed", "admin", "oper", "in octets", "out octets", "in err", "out err", "alias / descr"
+        "ifIndex",
+        "name",
+        "type",
+        "mtu",
+        "speed",
+        "admin",
+        "oper",
+        "in octets",
+        "out octets",
+        "in err",
+        "out err",
+        "alias / descr"
     );
     for r in &p.interfaces {
         let c = |k: CounterKind| r.counter(k).map(|c| c.value.to_string()).unwrap_or("-".into());
@@ -95,7 +106,11 @@ pub fn routing_tables(p: &DevicePoll) -> String {
     if r.bgp.is_empty() {
         let _ = writeln!(out, "  no peers");
     } else {
-        let _ = writeln!(out, "  {:<40} {:>10} {:<12} {:>10} {:>8} {:>8} {:<10} {}", "peer", "remote AS", "state", "up (s)", "in upd", "out upd", "last err", "family / source");
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>10} {:<12} {:>10} {:>8} {:>8} {:<10} {}",
+            "peer", "remote AS", "state", "up (s)", "in upd", "out upd", "last err", "family / source"
+        );
         for b in &r.bgp {
             let _ = writeln!(
                 out,
@@ -115,7 +130,8 @@ pub fn routing_tables(p: &DevicePoll) -> String {
     if r.ospf_neighbors.is_empty() {
         let _ = writeln!(out, "  none");
     } else {
-        let _ = writeln!(out, "  {:<16} {:<16} {:<14} {:>8} {:>8}", "address", "router id", "state", "events", "priority");
+        let _ =
+            writeln!(out, "  {:<16} {:<16} {:<14} {:>8} {:>8}", "address", "router id", "state", "events", "priority");
         for n in &r.ospf_neighbors {
             let _ = writeln!(
                 out,
@@ -138,7 +154,11 @@ pub fn routing_tables(p: &DevicePoll) -> String {
     if r.neighbors.is_empty() {
         let _ = writeln!(out, "  none");
     } else {
-        let _ = writeln!(out, "  {:<5} {:<16} {:<24} {:<20} {:<20} {}", "proto", "local port", "remote system", "remote port", "chassis id", "mgmt address");
+        let _ = writeln!(
+            out,
+            "  {:<5} {:<16} {:<24} {:<20} {:<20} {}",
+            "proto", "local port", "remote system", "remote port", "chassis id", "mgmt address"
+        );
         for n in &r.neighbors {
             let _ = writeln!(
                 out,

@@ -25,7 +25,11 @@ impl Database {
     pub async fn open(cfg: &Config) -> Result<Database> {
         let (url, embedded, description) = if cfg.database.url.trim().is_empty() {
             let data_dir = std::path::absolute(cfg.data_dir.join("pg")).context("data_dir")?;
-            let opts = EmbeddedOptions { data_dir: data_dir.clone(), port: None, bin_dir: cfg.database.embedded_bin_dir.clone() };
+            let opts = EmbeddedOptions {
+                data_dir: data_dir.clone(),
+                port: None,
+                bin_dir: cfg.database.embedded_bin_dir.clone(),
+            };
             let pg = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(opts))
                 .await
                 .context("embedded PostgreSQL start task")??;
@@ -97,7 +101,12 @@ pub fn load_secrets(cfg: &Config, embedded: bool) -> Result<SecretBox> {
     )
 }
 
-pub async fn import_file(db: &Database, secrets: &SecretBox, file: &Path, replace: bool) -> Result<inventory::store::ImportReport> {
+pub async fn import_file(
+    db: &Database,
+    secrets: &SecretBox,
+    file: &Path,
+    replace: bool,
+) -> Result<inventory::store::ImportReport> {
     let devices = inventory::read_inventory_file(file, None)?;
     let mut conn = db.pool.get().await.context("database connection")?;
     let mode = if replace { inventory::store::ImportMode::Replace } else { inventory::store::ImportMode::Merge };
@@ -161,8 +170,13 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let changed = Arc::new(tokio::sync::Notify::new());
 
     let refresher = {
-        let (pool, secrets, cancel, changed, every) =
-            (db.pool.clone(), secrets.clone(), cancel.clone(), changed.clone(), cfg.inventory.refresh.max(Duration::from_secs(1)));
+        let (pool, secrets, cancel, changed, every) = (
+            db.pool.clone(),
+            secrets.clone(),
+            cancel.clone(),
+            changed.clone(),
+            cfg.inventory.refresh.max(Duration::from_secs(1)),
+        );
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -205,7 +219,8 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     };
     let topology = Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[]))));
     let topology_task = {
-        let (pool, cancel, topology, every) = (db.pool.clone(), cancel.clone(), topology.clone(), cfg.topology.refresh.max(Duration::from_secs(1)));
+        let (pool, cancel, topology, every) =
+            (db.pool.clone(), cancel.clone(), topology.clone(), cfg.topology.refresh.max(Duration::from_secs(1)));
         tokio::spawn(async move {
             let mut previous: Option<Arc<collector::topology::Topology>> = None;
             loop {
@@ -273,11 +288,16 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         .with_context(|| format!("binding the API to {}", cfg.api.listen))?;
     let addr = listener.local_addr()?;
     println!("netwarden is running");
-    println!("  API        http://{addr}/api/v1/devices   (health: http://{addr}/health, metrics: http://{addr}/metrics)");
+    println!(
+        "  API        http://{addr}/api/v1/devices   (health: http://{addr}/health, metrics: http://{addr}/metrics)"
+    );
     println!("  database   {} (storage back-end: {})", db.description(), report.backend.as_str());
     println!("  polling    {n_devices} device(s) every {:?}", cfg.polling.interval);
     if let Some(agent) = &demo_agent {
-        println!("  demo       polling a private net-snmp agent on {} (device \"{}\")", agent.target, agent.device_name);
+        println!(
+            "  demo       polling a private net-snmp agent on {} (device \"{}\")",
+            agent.target, agent.device_name
+        );
     }
     println!("  stop       Ctrl-C");
 
@@ -302,7 +322,8 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     }
     ssh.close_idle().await;
     tracing::info!("flushing samples");
-    if let Err(e) = tokio::time::timeout(Duration::from_secs(10), writer.flush()).await.unwrap_or(Err("timeout".into())) {
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(10), writer.flush()).await.unwrap_or(Err("timeout".into()))
+    {
         tracing::warn!(error = %e, "final sample flush failed");
     }
     writer_cancel.cancel();

@@ -30,7 +30,8 @@ fn poll_without_credentials_says_what_is_missing() {
 
 #[test]
 fn poll_rejects_an_unknown_auth_protocol() {
-    let (code, _, err) = netwarden(&["poll", "127.0.0.1:1", "--v3-user", "u", "--auth", "SHA-999", "--auth-password", "12345678"]);
+    let (code, _, err) =
+        netwarden(&["poll", "127.0.0.1:1", "--v3-user", "u", "--auth", "SHA-999", "--auth-password", "12345678"]);
     assert_ne!(code, 0);
     assert!(err.contains("SHA-999") && err.contains("SHA-256"), "{err}");
 }
@@ -38,7 +39,8 @@ fn poll_rejects_an_unknown_auth_protocol() {
 #[test]
 fn poll_of_a_closed_port_names_the_failure() {
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (code, _, err) = netwarden(&["poll", &format!("127.0.0.1:{port}"), "--community", "public", "--timeout", "300ms"]);
+    let (code, _, err) =
+        netwarden(&["poll", &format!("127.0.0.1:{port}"), "--community", "public", "--timeout", "300ms"]);
     assert_eq!(code, 2);
     assert!(err.contains("poll failed (network)") || err.contains("poll failed (timeout)"), "{err}");
 }

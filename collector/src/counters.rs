@@ -126,10 +126,16 @@ pub fn delta(prev: Counter, cur: Counter, seconds: f64, max_per_second: Option<f
 impl CounterState {
     /// Computes rates for this poll's rows and replaces the state with them.
     /// `wall_seconds` is our clock's interval, used only to recognise a sysUpTime wrap.
-    pub fn update(&mut self, uptime_ticks: u32, wall_seconds: f64, rows: &[InterfaceRow]) -> (Vec<InterfaceRates>, GapCounts) {
+    pub fn update(
+        &mut self,
+        uptime_ticks: u32,
+        wall_seconds: f64,
+        rows: &[InterfaceRow],
+    ) -> (Vec<InterfaceRates>, GapCounts) {
         let mut gaps = GapCounts::default();
         let first = self.interfaces.is_empty() && self.uptime_ticks == 0;
-        let seconds = if first { Err(Gap::FirstSample) } else { agent_seconds(self.uptime_ticks, uptime_ticks, wall_seconds) };
+        let seconds =
+            if first { Err(Gap::FirstSample) } else { agent_seconds(self.uptime_ticks, uptime_ticks, wall_seconds) };
         let mut next: HashMap<String, InterfaceCounters> = HashMap::with_capacity(rows.len());
         let mut out = Vec::with_capacity(rows.len());
         for (row, key) in rows.iter().zip(crate::ifmib::tracking_keys(rows)) {
@@ -148,7 +154,9 @@ impl CounterState {
                     gaps.add(Gap::FirstSample);
                     InterfaceRates::default()
                 }
-                (Ok(_), Some(p)) if p.discontinuity_ticks != row.discontinuity_ticks && p.discontinuity_ticks.is_some() => {
+                (Ok(_), Some(p))
+                    if p.discontinuity_ticks != row.discontinuity_ticks && p.discontinuity_ticks.is_some() =>
+                {
                     gaps.add(Gap::Discontinuity);
                     InterfaceRates::default()
                 }
@@ -157,7 +165,11 @@ impl CounterState {
             out.push(rates);
             next.insert(
                 key,
-                InterfaceCounters { if_index: row.if_index, discontinuity_ticks: row.discontinuity_ticks, counters: row.counters },
+                InterfaceCounters {
+                    if_index: row.if_index,
+                    discontinuity_ticks: row.discontinuity_ticks,
+                    counters: row.counters,
+                },
             );
         }
         self.uptime_ticks = uptime_ticks;
@@ -200,7 +212,11 @@ fn interface_rates(prev: &InterfaceCounters, row: &InterfaceRow, seconds: f64, g
         in_bps,
         out_bps,
         in_pps: sum([rate(K::InUcast, None, gaps), rate(K::InMulticast, None, gaps), rate(K::InBroadcast, None, gaps)]),
-        out_pps: sum([rate(K::OutUcast, None, gaps), rate(K::OutMulticast, None, gaps), rate(K::OutBroadcast, None, gaps)]),
+        out_pps: sum([
+            rate(K::OutUcast, None, gaps),
+            rate(K::OutMulticast, None, gaps),
+            rate(K::OutBroadcast, None, gaps),
+        ]),
         in_errors: rate(K::InErrors, None, gaps),
         out_errors: rate(K::OutErrors, None, gaps),
         in_discards: rate(K::InDiscards, None, gaps),
@@ -220,7 +236,8 @@ mod tests {
     }
 
     fn row(name: &str, idx: u32, in_oct: Option<Counter>, speed: u64) -> InterfaceRow {
-        let mut r = InterfaceRow { if_index: idx, name: Some(name.into()), speed_bps: Some(speed), ..Default::default() };
+        let mut r =
+            InterfaceRow { if_index: idx, name: Some(name.into()), speed_bps: Some(speed), ..Default::default() };
         r.counters[CounterKind::InOctets as usize] = in_oct;
         r
     }
@@ -310,7 +327,11 @@ mod tests {
     #[test]
     fn interfaces_are_tracked_by_name_across_renumbering() {
         let mut st = CounterState::default();
-        st.update(1000, 0.0, &[row("eth0", 1, Some(c64(0)), 1_000_000_000), row("eth1", 2, Some(c64(0)), 1_000_000_000)]);
+        st.update(
+            1000,
+            0.0,
+            &[row("eth0", 1, Some(c64(0)), 1_000_000_000), row("eth1", 2, Some(c64(0)), 1_000_000_000)],
+        );
         // eth0 and eth1 swapped ifIndex: rates stay with the names.
         let (r, g) = st.update(
             2000,

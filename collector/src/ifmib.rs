@@ -222,13 +222,18 @@ pub fn decode_interfaces(columns: &[Vec<(Vec<u32>, Value)>]) -> (Vec<InterfaceRo
         let Some(cells) = columns.get(ci) else { continue };
         for (index, value) in cells {
             let [if_index] = index.as_slice() else {
-                issues.push(DecodeIssue { column: oid, index: index.clone(), detail: "index is not a single ifIndex".into() });
+                issues.push(DecodeIssue {
+                    column: oid,
+                    index: index.clone(),
+                    detail: "index is not a single ifIndex".into(),
+                });
                 continue;
             };
             if value.is_exception() {
                 continue;
             }
-            let row = rows.entry(*if_index).or_insert_with(|| InterfaceRow { if_index: *if_index, ..Default::default() });
+            let row =
+                rows.entry(*if_index).or_insert_with(|| InterfaceRow { if_index: *if_index, ..Default::default() });
             if let Err(detail) = apply(row, *col, value, &mut hc_seen) {
                 issues.push(DecodeIssue { column: oid, index: index.clone(), detail });
             }
@@ -369,7 +374,8 @@ mod tests {
         let mut cols = empty_columns();
         cols[IfColumn::InOctets as usize] = col(&[(1, Value::Counter32(10)), (2, Value::Counter32(20))]);
         cols[IfColumn::HcInOctets as usize] = col(&[(1, Value::Counter64(5_000_000_000))]);
-        cols[IfColumn::Name as usize] = col(&[(1, Value::OctetString(b"eth0".to_vec())), (2, Value::OctetString(b"eth1".to_vec()))]);
+        cols[IfColumn::Name as usize] =
+            col(&[(1, Value::OctetString(b"eth0".to_vec())), (2, Value::OctetString(b"eth1".to_vec()))]);
         let (rows, issues) = decode_interfaces(&cols);
         assert!(issues.is_empty());
         assert_eq!(rows[0].counter(CounterKind::InOctets), Some(Counter { value: 5_000_000_000, bits: 64 }));

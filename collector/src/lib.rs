@@ -8,17 +8,17 @@
 //! remediation or HTTP. Other crates read what it stored through its `store` modules and ask it
 //! to poll through its public API; they never open a device session themselves.
 
+pub mod configs;
 pub mod counters;
 pub mod db;
 pub mod ifmib;
+pub mod inventory;
 pub mod poll;
 pub mod routing;
-pub mod inventory;
 pub mod scheduler;
 pub mod secrets;
 pub mod sim;
 pub mod snmp;
 pub mod ssh;
-pub mod configs;
 pub mod store;
 pub mod topology;

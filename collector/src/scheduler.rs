@@ -195,7 +195,15 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                 metrics::counter!("netwarden_polls_total", "status" => "failed").increment(1);
                 tracing::warn!(device = %d.device.name, kind = e.kind(), error = %e, failures, "poll failed");
                 if let Ok(db) = shared.pool.get().await {
-                    let r = store::record_poll_failure(&**db, d.id, at, e.kind(), &e.to_string(), shared.opts.down_after_failures).await;
+                    let r = store::record_poll_failure(
+                        &**db,
+                        d.id,
+                        at,
+                        e.kind(),
+                        &e.to_string(),
+                        shared.opts.down_after_failures,
+                    )
+                    .await;
                     if let Err(err) = r {
                         shared.stats.db_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(device = %d.device.name, error = %crate::db::error_text(&err), "cannot record failed poll");
@@ -250,7 +258,11 @@ fn poll_notes(poll: &crate::poll::DevicePoll) -> Option<String> {
     let routing_issues = poll.routing.as_ref().map(|r| r.issues.as_slice()).unwrap_or_default();
     let issues: Vec<String> = poll.issues.iter().chain(routing_issues).map(ToString::to_string).collect();
     if !issues.is_empty() {
-        notes.push(format!("{} undecodable cell(s): {}", issues.len(), issues.iter().take(5).cloned().collect::<Vec<_>>().join("; ")));
+        notes.push(format!(
+            "{} undecodable cell(s): {}",
+            issues.len(),
+            issues.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+        ));
     }
     if let Some(e) = &poll.routing_error {
         notes.push(format!("routing tables: {e}"));
@@ -265,12 +277,18 @@ async fn store_success(
     poll: &crate::poll::DevicePoll,
 ) -> Result<HashMap<String, i64>, String> {
     let db = shared.pool.get().await.map_err(|e| e.to_string())?;
-    let ids = store::interface_ids(&**db, d.id, at, &poll.interfaces).await.map_err(|e| format!("interfaces: {}", crate::db::error_text(&e)))?;
-    store::record_poll_success(&**db, d.id, at, poll).await.map_err(|e| format!("device state: {}", crate::db::error_text(&e)))?;
+    let ids = store::interface_ids(&**db, d.id, at, &poll.interfaces)
+        .await
+        .map_err(|e| format!("interfaces: {}", crate::db::error_text(&e)))?;
+    store::record_poll_success(&**db, d.id, at, poll)
+        .await
+        .map_err(|e| format!("device state: {}", crate::db::error_text(&e)))?;
     if let Some(r) = &poll.routing {
         let mut db = db;
         let client: &mut tokio_postgres::Client = &mut db;
-        store::routing::record_routing(client, d.id, at, r).await.map_err(|e| format!("routing state: {}", crate::db::error_text(&e)))?;
+        store::routing::record_routing(client, d.id, at, r)
+            .await
+            .map_err(|e| format!("routing state: {}", crate::db::error_text(&e)))?;
     }
     Ok(ids)
 }

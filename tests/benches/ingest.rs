@@ -57,7 +57,11 @@ fn server_children(postmaster: i32) -> Vec<(i32, Vec<u64>)> {
 /// postmaster's cutime/cstime, the backends that have exited and been reaped.
 fn server_cpu(postmaster: i32, ticks_per_sec: f64) -> Duration {
     let own = proc_stat(&postmaster.to_string()).expect("reading the postmaster's /proc stat");
-    let ticks = own[10] + own[11] + own[12] + own[13] + server_children(postmaster).iter().map(|(_, f)| f[10] + f[11]).sum::<u64>();
+    let ticks = own[10]
+        + own[11]
+        + own[12]
+        + own[13]
+        + server_children(postmaster).iter().map(|(_, f)| f[10] + f[11]).sum::<u64>();
     Duration::from_secs_f64(ticks as f64 / ticks_per_sec)
 }
 
@@ -115,13 +119,17 @@ fn generate(n: usize, base: DateTime<Utc>) -> Vec<IfSampleRow> {
                     _ => 1_000_000_000,
                 };
                 let up = (interface_id * 2_654_435_761) % 7 != 0;
-                let rate = |rng: &mut SplitMix, scale: f64| if up { Some((rng.unit() * scale * 1000.0).round() / 1000.0) } else { Some(0.0) };
+                let rate = |rng: &mut SplitMix, scale: f64| {
+                    if up { Some((rng.unit() * scale * 1000.0).round() / 1000.0) } else { Some(0.0) }
+                };
                 let (in_bps, out_bps, in_pps, out_pps, in_err, out_err, in_disc, out_disc) = if poll == 0 {
                     (None, None, None, None, None, None, None, None)
                 } else {
                     let ib = rate(&mut rng, speed as f64 * 0.3);
                     let ob = rate(&mut rng, speed as f64 * 0.2);
-                    let errors = |rng: &mut SplitMix| if rng.unit() < 0.02 { Some((rng.unit() * 5.0 * 1000.0).round() / 1000.0) } else { Some(0.0) };
+                    let errors = |rng: &mut SplitMix| {
+                        if rng.unit() < 0.02 { Some((rng.unit() * 5.0 * 1000.0).round() / 1000.0) } else { Some(0.0) }
+                    };
                     (
                         ib,
                         ob,
@@ -226,7 +234,8 @@ fn sql_error(e: tokio_postgres::Error) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let n: usize = args.first().map(|s| s.replace(['_', ','], "").parse().expect("ROWS must be a number")).unwrap_or(1_000_000);
+    let n: usize =
+        args.first().map(|s| s.replace(['_', ','], "").parse().expect("ROWS must be a number")).unwrap_or(1_000_000);
     let ticks = clock_ticks();
 
     let db = netwarden_tests::pg::fresh_db();
@@ -239,8 +248,11 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut client = rt.block_on(db.connect());
     let report = rt.block_on(collector::db::migrate(&mut client, BackendChoice::Auto)).expect("migrate");
-    let version: String =
-        rt.block_on(client.query_one("SELECT current_setting('server_version')", &[])).map_err(sql_error).unwrap().get(0);
+    let version: String = rt
+        .block_on(client.query_one("SELECT current_setting('server_version')", &[]))
+        .map_err(sql_error)
+        .unwrap()
+        .get(0);
 
     // Polls start 12 minutes ago, each device at its own second of the minute; make sure every day
     // they touch has its partition (the migration creates them from today on, by server time zone).
@@ -260,13 +272,19 @@ fn main() {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     }
     let file_mb = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
-    let psql = Command::new("psql").arg("--version").output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let psql = Command::new("psql")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
 
     let reset = |client: &tokio_postgres::Client| {
         rt.block_on(client.batch_execute("TRUNCATE if_sample; CHECKPOINT")).map_err(sql_error).unwrap();
     };
     let verify = |client: &tokio_postgres::Client, what: &str| {
-        let got: i64 = rt.block_on(client.query_one("SELECT count(*) FROM if_sample", &[])).map_err(sql_error).unwrap().get(0);
+        let got: i64 =
+            rt.block_on(client.query_one("SELECT count(*) FROM if_sample", &[])).map_err(sql_error).unwrap().get(0);
         assert_eq!(got, n as i64, "{what}: if_sample holds {got} rows after the run, expected {n}");
     };
 
@@ -297,8 +315,13 @@ fn main() {
                 server_cpu: server_cpu(postmaster, ticks) - s0,
             };
             let stats = handle.stats();
-            let (written, dropped) = (stats.rows_written.load(Ordering::Relaxed), stats.rows_dropped.load(Ordering::Relaxed));
-            assert_eq!((written, dropped), (n as u64, 0), "writer stats: written {written}, dropped {dropped}, expected {n} and 0");
+            let (written, dropped) =
+                (stats.rows_written.load(Ordering::Relaxed), stats.rows_dropped.load(Ordering::Relaxed));
+            assert_eq!(
+                (written, dropped),
+                (n as u64, 0),
+                "writer stats: written {written}, dropped {dropped}, expected {n} and 0"
+            );
             cancel.cancel();
             task.await.expect("writer task");
             m
@@ -315,7 +338,11 @@ fn main() {
         );
         let (s0, c0, t0) = (server_cpu(postmaster, ticks), cpu(UsageWho::RUSAGE_SELF), Instant::now());
         let copied = rt.block_on(client.execute(&sql, &[])).map_err(sql_error).unwrap();
-        let m = Measure { wall: t0.elapsed(), client_cpu: cpu(UsageWho::RUSAGE_SELF) - c0, server_cpu: server_cpu(postmaster, ticks) - s0 };
+        let m = Measure {
+            wall: t0.elapsed(),
+            client_cpu: cpu(UsageWho::RUSAGE_SELF) - c0,
+            server_cpu: server_cpu(postmaster, ticks) - s0,
+        };
         assert_eq!(copied, n as u64, "server-side COPY reported {copied} rows, expected {n}");
         verify(client, "server-side COPY");
         m

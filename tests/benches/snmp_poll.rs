@@ -94,7 +94,13 @@ fn main() {
         .spawn()
         .expect("snmpd");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Command::new("snmpget").args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", AGENT, "1.3.6.1.2.1.1.5.0"]).env("MIBS", "").output().map(|o| !o.status.success()).unwrap_or(true) {
+    while Command::new("snmpget")
+        .args(["-v2c", "-c", "public", "-t", "0.3", "-r", "0", AGENT, "1.3.6.1.2.1.1.5.0"])
+        .env("MIBS", "")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         assert!(Instant::now() < deadline, "snmpd did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -141,7 +147,21 @@ fn main() {
     };
     let measure_peer = |v3: bool| -> Measure {
         let auth: Vec<&str> = if v3 {
-            vec!["-v3", "-l", "authPriv", "-u", "benchv3", "-a", "SHA", "-A", "benchauthpass1", "-x", "AES", "-X", "benchprivpass1"]
+            vec![
+                "-v3",
+                "-l",
+                "authPriv",
+                "-u",
+                "benchv3",
+                "-a",
+                "SHA",
+                "-A",
+                "benchauthpass1",
+                "-x",
+                "AES",
+                "-X",
+                "benchprivpass1",
+            ]
         } else {
             vec!["-v2c", "-c", "public"]
         };
@@ -168,7 +188,9 @@ fn main() {
     let peer_v3 = measure_peer(true);
     let ours_poll_v3 = measure_ours(&v3, false);
 
-    println!("## IF-MIB poll of one {interfaces}-interface agent, {iters} iterations (net-snmp snmpd in a private namespace)");
+    println!(
+        "## IF-MIB poll of one {interfaces}-interface agent, {iters} iterations (net-snmp snmpd in a private namespace)"
+    );
     println!();
     println!("peer: {} (snmpbulkwalk, -Cr25, one process per table walk)", version_of("snmpbulkwalk"));
     println!();

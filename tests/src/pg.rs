@@ -46,13 +46,7 @@ impl TestDb {
     pub async fn connect(&self) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(&self.connection_string, NoTls)
             .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "connecting to test database {}: {}",
-                    self.name,
-                    pg_error(&e)
-                )
-            });
+            .unwrap_or_else(|e| panic!("connecting to test database {}: {}", self.name, pg_error(&e)));
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -63,10 +57,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         // FORCE ends the test's own connections, which may outlive this value on the test's runtime.
-        let sql = format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(&self.name)
-        );
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&self.name));
         if let Err(e) = admin_execute(&cluster().server.connection_string(), &sql) {
             eprintln!("warning: dropping test database {}: {e}", self.name);
         }
@@ -84,10 +75,7 @@ pub fn fresh_db() -> TestDb {
     if let Err(e) = admin_execute(&cluster.server.connection_string(), &sql) {
         panic!("creating test database {name}: {e}");
     }
-    TestDb {
-        connection_string: cluster.server.connection_string_for(&name),
-        name,
-    }
+    TestDb { connection_string: cluster.server.connection_string_for(&name), name }
 }
 
 /// The process's cluster (started on first use), e.g. for tests that need the `postgres` database itself.
@@ -110,20 +98,13 @@ fn cluster() -> &'static Cluster {
 }
 
 /// Durability is pointless for a cluster deleted at exit; more connections leave room for parallel tests' pools.
-const TEST_SETTINGS: [(&str, &str); 4] = [
-    ("fsync", "off"),
-    ("synchronous_commit", "off"),
-    ("full_page_writes", "off"),
-    ("max_connections", "300"),
-];
+const TEST_SETTINGS: [(&str, &str); 4] =
+    [("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off"), ("max_connections", "300")];
 
 fn start_cluster() -> Result<Cluster, String> {
     let started = Instant::now();
-    let dir = tempfile::Builder::new()
-        .prefix("nw-pg-")
-        .tempdir()
-        .map_err(|e| format!("creating a temp dir: {e}"))?
-        .keep();
+    let dir =
+        tempfile::Builder::new().prefix("nw-pg-").tempdir().map_err(|e| format!("creating a temp dir: {e}"))?.keep();
     if crate::util::is_root() {
         // The server runs as `postgres`, which must be able to enter the dir to reach its data dir.
         if let Ok(Some(user)) = nix::unistd::User::from_name("postgres") {
@@ -133,11 +114,7 @@ fn start_cluster() -> Result<Cluster, String> {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
             .map_err(|e| format!("chmod {}: {e}", dir.display()))?;
     }
-    let opts = EmbeddedOptions {
-        data_dir: dir.join("data"),
-        port: None,
-        bin_dir: None,
-    };
+    let opts = EmbeddedOptions { data_dir: dir.join("data"), port: None, bin_dir: None };
     let server = match EmbeddedPostgres::start_with_settings(opts, &TEST_SETTINGS) {
         Ok(server) => server,
         Err(e) => {
@@ -145,20 +122,11 @@ fn start_cluster() -> Result<Cluster, String> {
             return Err(e.to_string());
         }
     };
-    let pid = server
-        .pid()
-        .ok_or("the server started but postmaster.pid names no pid")?;
-    let watchdog = Watchdog::arm("INT", &[pid as u32], &[&dir])
-        .map_err(|e| format!("starting the cleanup watchdog: {e}"))?;
-    eprintln!(
-        "test PostgreSQL cluster up in {:?} at {}",
-        started.elapsed(),
-        server.socket_dir().display()
-    );
-    Ok(Cluster {
-        server,
-        _watchdog: watchdog,
-    })
+    let pid = server.pid().ok_or("the server started but postmaster.pid names no pid")?;
+    let watchdog =
+        Watchdog::arm("INT", &[pid as u32], &[&dir]).map_err(|e| format!("starting the cleanup watchdog: {e}"))?;
+    eprintln!("test PostgreSQL cluster up in {:?} at {}", started.elapsed(), server.socket_dir().display());
+    Ok(Cluster { server, _watchdog: watchdog })
 }
 
 /// Runs SQL on the `postgres` database from a thread of its own, so it works inside a test's tokio runtime
@@ -171,9 +139,8 @@ fn admin_execute(connection_string: &str, sql: &str) -> Result<(), String> {
             .build()
             .map_err(|e| format!("building a runtime: {e}"))?;
         rt.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&connection_string, NoTls)
-                .await
-                .map_err(|e| pg_error(&e))?;
+            let (client, connection) =
+                tokio_postgres::connect(&connection_string, NoTls).await.map_err(|e| pg_error(&e))?;
             let task = tokio::spawn(connection);
             let result = client.batch_execute(&sql).await.map_err(|e| pg_error(&e));
             drop(client);
@@ -196,11 +163,7 @@ fn pg_error(e: &tokio_postgres::Error) -> String {
 fn database_name(n: u32, test: &str) -> String {
     let mut name = format!("t{n}_");
     for c in test.chars() {
-        name.push(if c.is_ascii_alphanumeric() {
-            c.to_ascii_lowercase()
-        } else {
-            '_'
-        });
+        name.push(if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' });
     }
     name.truncate(63);
     name
@@ -228,18 +191,12 @@ mod tests {
 
     #[test]
     fn database_names_are_valid_identifiers() {
-        assert_eq!(
-            database_name(3, "pg::tests::Some-Test"),
-            "t3_pg__tests__some_test"
-        );
+        assert_eq!(database_name(3, "pg::tests::Some-Test"), "t3_pg__tests__some_test");
         assert_eq!(database_name(12, &"x".repeat(100)).len(), 63);
     }
 
     #[test]
     fn percent_encoding_keeps_unreserved_bytes() {
-        assert_eq!(
-            percent_encode("/tmp/nw-pg-x/data"),
-            "%2Ftmp%2Fnw-pg-x%2Fdata"
-        );
+        assert_eq!(percent_encode("/tmp/nw-pg-x/data"), "%2Ftmp%2Fnw-pg-x%2Fdata");
     }
 }

@@ -51,39 +51,22 @@ pub const AUTHPRIV_SHA256: V3User = V3User {
     privacy: Some(("AES-256", "privpass123")),
 };
 /// authNoPriv, SHA-1.
-pub const AUTHONLY: V3User = V3User {
-    name: "authonly",
-    auth_protocol: "SHA",
-    auth_password: "authpass123",
-    privacy: None,
-};
+pub const AUTHONLY: V3User =
+    V3User { name: "authonly", auth_protocol: "SHA", auth_password: "authpass123", privacy: None };
 pub const V3_USERS: [V3User; 3] = [AUTHPRIV_SHA, AUTHPRIV_SHA256, AUTHONLY];
 
 impl V3User {
     /// `authPriv` or `authNoPriv`.
     pub fn security_level(&self) -> &'static str {
-        if self.privacy.is_some() {
-            "authPriv"
-        } else {
-            "authNoPriv"
-        }
+        if self.privacy.is_some() { "authPriv" } else { "authNoPriv" }
     }
 
     /// net-snmp client arguments for this user, e.g. for [`snmpbulkwalk`].
     pub fn net_snmp_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "-v3",
-            "-l",
-            self.security_level(),
-            "-u",
-            self.name,
-            "-a",
-            self.auth_protocol,
-            "-A",
-            self.auth_password,
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut args: Vec<String> =
+            ["-v3", "-l", self.security_level(), "-u", self.name, "-a", self.auth_protocol, "-A", self.auth_password]
+                .map(String::from)
+                .to_vec();
         if let Some((protocol, password)) = self.privacy {
             args.extend(["-x", protocol, "-X", password].map(String::from));
         }
@@ -124,22 +107,14 @@ impl Snmpd {
     pub fn start() -> Snmpd {
         util::require_program(SNMPD, "snmpd");
         util::require_program(SNMPGET, "snmp");
-        let dir = tempfile::Builder::new()
-            .prefix("nw-snmpd-")
-            .tempdir()
-            .expect("creating a temp dir for snmpd");
+        let dir = tempfile::Builder::new().prefix("nw-snmpd-").tempdir().expect("creating a temp dir for snmpd");
         let mut last_error = String::new();
         // A port that was free may be taken by the time snmpd binds it; then it exits and we try another.
         for _ in 0..3 {
             let port = util::free_udp_port();
             match start_on(&dir, port) {
                 Ok((child, watchdog)) => {
-                    return Snmpd {
-                        child,
-                        port,
-                        dir,
-                        _watchdog: watchdog,
-                    };
+                    return Snmpd { child, port, dir, _watchdog: watchdog };
                 }
                 Err(e) => last_error = e,
             }
@@ -185,8 +160,7 @@ fn start_on(dir: &tempfile::TempDir, port: u16) -> Result<(Child, util::Watchdog
         text.push_str(&user.snmpd_conf());
     }
     fs::write(&conf, text).map_err(|e| format!("writing {}: {e}", conf.display()))?;
-    let log_file =
-        fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let log_file = fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
     let mut child = Command::new(SNMPD)
         // -f foreground, -Lo log to stdout, -C only the -c config; no IETF MIB files on Debian, so none loaded.
         .args(["-f", "-Lo", "-C", "-c"])
@@ -210,20 +184,9 @@ fn start_on(dir: &tempfile::TempDir, port: u16) -> Result<(Child, util::Watchdog
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "snmpd on port {port} exited with {status}; its log:\n{}",
-                util::tail(&log, 30)
-            ));
+            return Err(format!("snmpd on port {port} exited with {status}; its log:\n{}", util::tail(&log, 30)));
         }
-        if net_snmp(
-            SNMPGET,
-            &target,
-            &v2c_args(),
-            &["-t", "0.3", "-r", "0"],
-            &[SYS_NAME_OID],
-        )
-        .is_ok()
-        {
+        if net_snmp(SNMPGET, &target, &v2c_args(), &["-t", "0.3", "-r", "0"], &[SYS_NAME_OID]).is_ok() {
             return Ok((child, watchdog));
         }
         if Instant::now() > deadline {
@@ -244,11 +207,7 @@ fn start_on(dir: &tempfile::TempDir, port: u16) -> Result<(Child, util::Watchdog
 /// `Hex-STRING`, `Counter32`, `Counter64`, `Gauge32`, `Timeticks`, `OID`, `IpAddress`, ...); values are
 /// normalised: strings unquoted and unescaped, Timeticks as the raw hundredths, OIDs without the leading dot,
 /// hex strings as upper-case bytes separated by single spaces. Panics with net-snmp's message on failure.
-pub fn snmpbulkwalk<S: AsRef<OsStr>>(
-    target: &str,
-    args: &[S],
-    oid: &str,
-) -> Vec<(String, String, String)> {
+pub fn snmpbulkwalk<S: AsRef<OsStr>>(target: &str, args: &[S], oid: &str) -> Vec<(String, String, String)> {
     util::require_program(SNMPBULKWALK, "snmp");
     net_snmp(SNMPBULKWALK, target, args, &["-Cr25"], &[oid])
         .unwrap_or_else(|e| panic!("snmpbulkwalk {target} {oid}: {e}"))
@@ -303,12 +262,9 @@ pub fn parse_net_snmp_output(text: &str) -> Vec<(String, String, String)> {
     let mut varbinds: Vec<(String, String, String)> = Vec::new();
     let mut raw: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
-        let starts_varbind =
-            line.starts_with('.') && line.as_bytes().get(1).is_some_and(u8::is_ascii_digit);
+        let starts_varbind = line.starts_with('.') && line.as_bytes().get(1).is_some_and(u8::is_ascii_digit);
         match line.split_once(" = ") {
-            Some((oid, rest)) if starts_varbind => {
-                raw.push((oid.trim_start_matches('.').to_owned(), rest.to_owned()))
-            }
+            Some((oid, rest)) if starts_varbind => raw.push((oid.trim_start_matches('.').to_owned(), rest.to_owned())),
             _ => {
                 if let Some((_, rest)) = raw.last_mut() {
                     rest.push('\n');
@@ -358,10 +314,7 @@ fn split_type(rest: &str) -> (String, String) {
 /// `"a \"b\""` → `a "b"`; net-snmp escapes `"` and `\` inside quoted strings.
 fn unquote(value: &str) -> String {
     let value = value.trim_end_matches(['\n', ' ']);
-    let inner = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value);
+    let inner = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -411,11 +364,7 @@ line \"two\""
                 vb("1.3.6.1.2.1.31.1.1.1.6.4", "Counter64", "143645622"),
                 vb("1.3.6.1.2.1.4.20.1.1.127.0.0.1", "IpAddress", "127.0.0.1"),
                 vb("1.3.6.1.2.1.1.1.0", "STRING", "line one\nline \"two\""),
-                vb(
-                    "1.3.6.1.4.1.9.9.1",
-                    "Hex-STRING",
-                    "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 10 11"
-                ),
+                vb("1.3.6.1.4.1.9.9.1", "Hex-STRING", "00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F 10 11"),
             ]
         );
     }
@@ -426,13 +375,7 @@ line \"two\""
             AUTHPRIV_SHA256.net_snmp_args().join(" "),
             "-v3 -l authPriv -u authpriv_sha256 -a SHA-256 -A authpass123 -x AES-256 -X privpass123"
         );
-        assert_eq!(
-            AUTHONLY.net_snmp_args().join(" "),
-            "-v3 -l authNoPriv -u authonly -a SHA -A authpass123"
-        );
-        assert_eq!(
-            AUTHONLY.snmpd_conf(),
-            "createUser authonly SHA authpass123\nrouser authonly auth\n"
-        );
+        assert_eq!(AUTHONLY.net_snmp_args().join(" "), "-v3 -l authNoPriv -u authonly -a SHA -A authpass123");
+        assert_eq!(AUTHONLY.snmpd_conf(), "createUser authonly SHA authpass123\nrouser authonly auth\n");
     }
 }

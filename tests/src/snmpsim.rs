@@ -64,42 +64,25 @@ impl Snmpsim {
         let mut sorted = recordings.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(
-            sorted.len(),
-            recordings.len(),
-            "Snmpsim::start takes each recording once: {recordings:?}"
-        );
+        assert_eq!(sorted.len(), recordings.len(), "Snmpsim::start takes each recording once: {recordings:?}");
 
         let index_dir = util::cache_dir().join("snmpsim-index");
-        fs::create_dir_all(&index_dir)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", index_dir.display()));
+        fs::create_dir_all(&index_dir).unwrap_or_else(|e| panic!("creating {}: {e}", index_dir.display()));
         // snmpsim drops to `nobody` under root and writes its index there.
         let _ = fs::set_permissions(&index_dir, fs::Permissions::from_mode(0o777));
 
         // Held until every device answers: snmpsim indexes without locking (gdbm "nfu"), and another process
         // must not start reading an index that is half written. Locks are taken in sorted order.
-        let locks: Vec<fs::File> = sorted
-            .iter()
-            .map(|name| lock_device_dir(&device_dir(name)))
-            .collect();
+        let locks: Vec<fs::File> = sorted.iter().map(|name| lock_device_dir(&device_dir(name))).collect();
         for name in &sorted {
             prepare_recording(&venv, name);
         }
 
-        let logs = tempfile::Builder::new()
-            .prefix("nw-snmpsim-")
-            .tempdir()
-            .expect("creating a temp dir for logs");
-        let mut sim = Snmpsim {
-            devices: Vec::new(),
-            _logs: logs,
-        };
+        let logs = tempfile::Builder::new().prefix("nw-snmpsim-").tempdir().expect("creating a temp dir for logs");
+        let mut sim = Snmpsim { devices: Vec::new(), _logs: logs };
         let mut pending = Vec::new();
         for name in recordings {
-            let log = sim
-                ._logs
-                .path()
-                .join(format!("{}.log", name.replace('/', "__")));
+            let log = sim._logs.path().join(format!("{}.log", name.replace('/', "__")));
             pending.push(spawn_device(&venv, name, &index_dir, log));
         }
         let deadline = Instant::now() + START_TIMEOUT;
@@ -114,12 +97,7 @@ impl Snmpsim {
                         && e.contains("Address already in use") =>
                 {
                     retries += 1;
-                    pending.push(spawn_device(
-                        &venv,
-                        &device.recording,
-                        &index_dir,
-                        device.log,
-                    ));
+                    pending.push(spawn_device(&venv, &device.recording, &index_dir, device.log));
                 }
                 Err(e) => {
                     util::stop_child(&mut device.child, Duration::from_secs(2));
@@ -133,22 +111,14 @@ impl Snmpsim {
         }
         drop(locks);
         // Back in the caller's order.
-        sim.devices
-            .sort_by_key(|d| recordings.iter().position(|r| *r == d.recording));
-        eprintln!(
-            "snmpsim: {} device(s) up in {:?}",
-            sim.devices.len(),
-            started.elapsed()
-        );
+        sim.devices.sort_by_key(|d| recordings.iter().position(|r| *r == d.recording));
+        eprintln!("snmpsim: {} device(s) up in {:?}", sim.devices.len(), started.elapsed());
         sim
     }
 
     /// `(recording, "127.0.0.1:<port>")` for each device, in the order given to [`Snmpsim::start`].
     pub fn devices(&self) -> Vec<(String, String)> {
-        self.devices
-            .iter()
-            .map(|d| (d.recording.clone(), format!("127.0.0.1:{}", d.port)))
-            .collect()
+        self.devices.iter().map(|d| (d.recording.clone(), format!("127.0.0.1:{}", d.port))).collect()
     }
 
     /// `127.0.0.1:<port>` of one recording's device.
@@ -193,23 +163,21 @@ fn recordings_dir(venv: &Path) -> PathBuf {
         .flatten()
         .map(|entry| entry.path().join("site-packages/snmpsim_data/data"))
         .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| panic!("no site-packages/snmpsim_data/data under {}; rebuild it with `bash .ci/run install`", lib.display()))
+        .unwrap_or_else(|| {
+            panic!("no site-packages/snmpsim_data/data under {}; rebuild it with `bash .ci/run install`", lib.display())
+        })
 }
 
 fn device_dir(recording: &str) -> PathBuf {
-    util::cache_dir()
-        .join("snmpsim-devices")
-        .join(recording.replace('/', "__"))
+    util::cache_dir().join("snmpsim-devices").join(recording.replace('/', "__"))
 }
 
 fn lock_device_dir(dir: &Path) -> fs::File {
     fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
     let path = dir.join(".lock");
-    let file =
-        fs::File::create(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
-    file.lock()
-        .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+    let file = fs::File::create(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    file.lock().unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
     file
 }
 
@@ -217,11 +185,7 @@ fn lock_device_dir(dir: &Path) -> fs::File {
 /// there. Called with the device dir locked.
 fn prepare_recording(venv: &Path, recording: &str) {
     let source = recordings_dir(venv).join(format!("{recording}.snmprec.bz2"));
-    assert!(
-        source.is_file(),
-        "no recording {recording} in snmpsim-data (looked for {})",
-        source.display()
-    );
+    assert!(source.is_file(), "no recording {recording} in snmpsim-data (looked for {})", source.display());
     let target = device_dir(recording).join("public.snmprec");
     let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
     if mtime(&target).is_some_and(|t| Some(t) >= mtime(&source)) {
@@ -230,27 +194,23 @@ fn prepare_recording(venv: &Path, recording: &str) {
     let partial = target.with_extension("partial");
     // Debian's python (bz2 is in its standard library) rather than a bzip2 binary the machine may lack.
     let out = Command::new(venv.join("bin/python"))
-        .args(["-c", "import bz2, shutil, sys; shutil.copyfileobj(bz2.open(sys.argv[1]), open(sys.argv[2], 'wb'), 1 << 20)"])
+        .args([
+            "-c",
+            "import bz2, shutil, sys; shutil.copyfileobj(bz2.open(sys.argv[1]), open(sys.argv[2], 'wb'), 1 << 20)",
+        ])
         .arg(&source)
         .arg(&partial)
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("running the venv's python to decompress {recording}: {e}"));
-    assert!(
-        out.status.success(),
-        "decompressing {}: {}",
-        source.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "decompressing {}: {}", source.display(), String::from_utf8_lossy(&out.stderr));
     let _ = fs::set_permissions(&partial, fs::Permissions::from_mode(0o644));
-    fs::rename(&partial, &target)
-        .unwrap_or_else(|e| panic!("renaming into {}: {e}", target.display()));
+    fs::rename(&partial, &target).unwrap_or_else(|e| panic!("renaming into {}: {e}", target.display()));
 }
 
 fn spawn_device(venv: &Path, recording: &str, index_dir: &Path, log: PathBuf) -> Device {
     let port = util::free_udp_port();
-    let log_file =
-        fs::File::create(&log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+    let log_file = fs::File::create(&log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
     let mut cmd = Command::new(venv.join("bin/snmpsim-command-responder"));
     cmd.arg(format!("--data-dir={}", device_dir(recording).display()))
         .arg(format!("--cache-dir={}", index_dir.display()))
@@ -264,19 +224,11 @@ fn spawn_device(venv: &Path, recording: &str, index_dir: &Path, log: PathBuf) ->
         // It refuses to run as root; `nobody` needs to read the cache dir and write the index dir.
         cmd.args(["--process-user=nobody", "--process-group=nogroup"]);
     }
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning snmpsim for {recording}: {e}"));
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning snmpsim for {recording}: {e}"));
     let logs_dir = log.parent().expect("a log file in the logs dir");
     let watchdog = util::Watchdog::arm("TERM", &[child.id()], &[logs_dir])
         .unwrap_or_else(|e| panic!("starting the cleanup watchdog for snmpsim: {e}"));
-    Device {
-        recording: recording.to_owned(),
-        port,
-        child,
-        log,
-        _watchdog: watchdog,
-    }
+    Device { recording: recording.to_owned(), port, child, log, _watchdog: watchdog }
 }
 
 fn wait_until_answering(device: &mut Device, deadline: Instant) -> Result<(), String> {
@@ -289,15 +241,8 @@ fn wait_until_answering(device: &mut Device, deadline: Instant) -> Result<(), St
                 util::tail(&device.log, 30)
             ));
         }
-        let answer = snmpd::snmpget(
-            &target,
-            &["-v2c", "-c", COMMUNITY, "-t", "0.5", "-r", "0"],
-            &[SYS_DESCR_OID],
-        );
-        if answer.is_ok_and(|vbs| {
-            vbs.first()
-                .is_some_and(|(_, kind, _)| kind == "STRING" || kind == "Hex-STRING")
-        }) {
+        let answer = snmpd::snmpget(&target, &["-v2c", "-c", COMMUNITY, "-t", "0.5", "-r", "0"], &[SYS_DESCR_OID]);
+        if answer.is_ok_and(|vbs| vbs.first().is_some_and(|(_, kind, _)| kind == "STRING" || kind == "Hex-STRING")) {
             return Ok(());
         }
         if Instant::now() > deadline {

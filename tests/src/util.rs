@@ -44,20 +44,12 @@ static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// A UDP port on 127.0.0.1 that was free a moment ago. Another process may still take it before the caller
 /// binds it, so the fixtures retry a start that fails to bind.
 pub fn free_udp_port() -> u16 {
-    free_port(|| {
-        UdpSocket::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-    })
+    free_port(|| UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()))
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (same caveat as [`free_udp_port`]).
 pub fn free_tcp_port() -> u16 {
-    free_port(|| {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|s| s.local_addr())
-            .map(|a| a.port())
-    })
+    free_port(|| TcpListener::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()))
 }
 
 fn free_port(bind: impl Fn() -> std::io::Result<u16>) -> u16 {
@@ -161,10 +153,7 @@ impl Watchdog {
             .process_group(0)
             .spawn()?;
         let stdin = child.stdin.take().expect("piped stdin");
-        Ok(Watchdog {
-            child,
-            _stdin: stdin,
-        })
+        Ok(Watchdog { child, _stdin: stdin })
     }
 }
 

@@ -24,7 +24,11 @@ async fn app(tdb: &pg::TestDb) -> axum::Router {
         backend: "partitioned",
         metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
         topology: Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[])))),
-        ssh: Arc::new(collector::ssh::SshManager::new(pool.clone(), Arc::new(collector::ssh::Profiles::builtin()), Default::default())),
+        ssh: Arc::new(collector::ssh::SshManager::new(
+            pool.clone(),
+            Arc::new(collector::ssh::Profiles::builtin()),
+            Default::default(),
+        )),
     };
     api::http::router(state)
 }
@@ -126,7 +130,9 @@ async fn topology_endpoints_and_adopting_a_discovered_neighbour() {
         None,
     )
     .unwrap();
-    collector::inventory::store::import(&mut c, &secrets, &devices, collector::inventory::store::ImportMode::Merge).await.unwrap();
+    collector::inventory::store::import(&mut c, &secrets, &devices, collector::inventory::store::ImportMode::Merge)
+        .await
+        .unwrap();
     // leaf1 sees spine1 on eth1, and an unknown switch on eth9; spine1 sees leaf1.
     c.batch_execute(
         "INSERT INTO device_state (device_id, status, sys_name, lldp_chassis_id)
@@ -156,7 +162,11 @@ async fn topology_endpoints_and_adopting_a_discovered_neighbour() {
             backend: "partitioned",
             metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
             topology: Arc::new(std::sync::RwLock::new(Arc::new(topo))),
-            ssh: Arc::new(collector::ssh::SshManager::new(pool.clone(), Arc::new(collector::ssh::Profiles::builtin()), Default::default())),
+            ssh: Arc::new(collector::ssh::SshManager::new(
+                pool.clone(),
+                Arc::new(collector::ssh::Profiles::builtin()),
+                Default::default(),
+            )),
         })
     };
     let (st, g, _) = call(&app, "GET", "/api/v1/topology", None).await;
@@ -178,7 +188,13 @@ async fn topology_endpoints_and_adopting_a_discovered_neighbour() {
     assert_eq!(st, StatusCode::NOT_FOUND, "{e}");
 
     // One call adds the discovered switch, with the SNMP settings of the device that saw it.
-    let (st, d, text) = call(&app, "POST", "/api/v1/topology/discovered/0a:0b:0c:0d:0e:0f/adopt", Some("{\"role\": \"access\"}".into())).await;
+    let (st, d, text) = call(
+        &app,
+        "POST",
+        "/api/v1/topology/discovered/0a:0b:0c:0d:0e:0f/adopt",
+        Some("{\"role\": \"access\"}".into()),
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{text}");
     assert_eq!(d["name"], "access-sw7");
     assert_eq!(d["host"], "10.1.0.77");

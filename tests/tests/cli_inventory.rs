@@ -24,7 +24,11 @@ fn run(tdb: &pg::TestDb, args: &[&str]) -> (i32, String, String) {
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 fn testdata(name: &str) -> String {

@@ -17,73 +17,42 @@ async fn fresh_db_gives_isolated_databases() {
     assert_ne!(a.name, b.name);
 
     let client_a = a.connect().await;
-    client_a
-        .batch_execute("CREATE TABLE only_in_a (id int); INSERT INTO only_in_a VALUES (1)")
-        .await
-        .unwrap();
+    client_a.batch_execute("CREATE TABLE only_in_a (id int); INSERT INTO only_in_a VALUES (1)").await.unwrap();
     let client_b = b.connect().await;
     let found = client_b
-        .query_one(
-            "SELECT count(*) FROM pg_tables WHERE tablename = 'only_in_a'",
-            &[],
-        )
+        .query_one("SELECT count(*) FROM pg_tables WHERE tablename = 'only_in_a'", &[])
         .await
         .unwrap()
         .get::<_, i64>(0);
-    assert_eq!(
-        found, 0,
-        "a table created in {} is visible in {}",
-        a.name, b.name
-    );
-    let current: String = client_b
-        .query_one("SELECT current_database()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    assert_eq!(found, 0, "a table created in {} is visible in {}", a.name, b.name);
+    let current: String = client_b.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
     assert_eq!(current, b.name);
 
     // The URL form reaches the same database over the same socket.
     let config: tokio_postgres::Config = a.url().parse().unwrap();
     let (via_url, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    let n: i64 = via_url
-        .query_one("SELECT count(*) FROM only_in_a", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = via_url.query_one("SELECT count(*) FROM only_in_a", &[]).await.unwrap().get(0);
     assert_eq!(n, 1);
 
     // Dropping a TestDb drops its database, even with connections still open.
     let name = a.name.clone();
     drop(a);
     let admin = b.connect().await;
-    let left: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_database WHERE datname = $1",
-            &[&name],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let left: i64 =
+        admin.query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&name]).await.unwrap().get(0);
     assert_eq!(left, 0, "database {name} survived its TestDb");
 }
 
 #[test]
 fn fresh_db_works_outside_a_runtime_and_settings_apply() {
     let db = pg::fresh_db();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = db.connect().await;
         let fsync: String = client.query_one("SHOW fsync", &[]).await.unwrap().get(0);
         assert_eq!(fsync, "off");
-        let listen: String = client
-            .query_one("SHOW listen_addresses", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let listen: String = client.query_one("SHOW listen_addresses", &[]).await.unwrap().get(0);
         assert_eq!(listen, "", "the test cluster must not listen on TCP");
     });
 }
@@ -94,27 +63,15 @@ fn snmpd_answers_v2c_and_every_v3_user() {
     let target = agent.target();
 
     let v2c = snmpd::snmpget(&target, &snmpd::v2c_args(), &[SYS_NAME_OID]).expect("v2c get");
-    assert_eq!(
-        v2c,
-        vec![(
-            SYS_NAME_OID.to_owned(),
-            "STRING".to_owned(),
-            SYS_NAME.to_owned()
-        )]
-    );
+    assert_eq!(v2c, vec![(SYS_NAME_OID.to_owned(), "STRING".to_owned(), SYS_NAME.to_owned())]);
 
     let interfaces = snmpd::snmpbulkwalk(&target, &snmpd::v2c_args(), IF_DESCR);
-    assert!(
-        interfaces.iter().any(|(_, _, name)| name == "lo"),
-        "no lo in ifDescr: {interfaces:?}"
-    );
+    assert!(interfaces.iter().any(|(_, _, name)| name == "lo"), "no lo in ifDescr: {interfaces:?}");
 
     for user in V3_USERS {
         let system = snmpd::snmpbulkwalk(&target, &user.net_snmp_args(), SYSTEM);
         assert!(
-            system.iter().any(|(oid, kind, value)| oid == SYS_NAME_OID
-                && kind == "STRING"
-                && value == SYS_NAME),
+            system.iter().any(|(oid, kind, value)| oid == SYS_NAME_OID && kind == "STRING" && value == SYS_NAME),
             "{} ({}): no sysName in {system:?}",
             user.name,
             user.security_level()
@@ -126,12 +83,8 @@ fn snmpd_answers_v2c_and_every_v3_user() {
     let pass = wrong.iter().position(|a| a == "-A").unwrap() + 1;
     wrong[pass] = "wrongpass123".to_owned();
     wrong.extend(["-t", "1", "-r", "0"].map(String::from));
-    let err = snmpd::snmpget(&target, &wrong, &[SYS_NAME_OID])
-        .expect_err("a wrong auth password must fail");
-    assert!(
-        err.contains("Authentication failure") || err.contains("authorizationError"),
-        "{err}"
-    );
+    let err = snmpd::snmpget(&target, &wrong, &[SYS_NAME_OID]).expect_err("a wrong auth password must fail");
+    assert!(err.contains("Authentication failure") || err.contains("authorizationError"), "{err}");
 }
 
 #[test]
@@ -161,26 +114,16 @@ fn snmpsim_serves_vendor_recordings() {
         let descr = snmpd::snmpget(target, &["-v2c", "-c", sim.community()], &[SYS_DESCR_OID])
             .unwrap_or_else(|e| panic!("{recording} at {target}: {e}"));
         let text = descr[0].2.to_lowercase();
-        let vendor = ["arista", "juniper", "cisco", "procurve", "h3c", "huawei"]
-            .into_iter()
-            .find(|v| text.contains(v));
-        let vendor =
-            vendor.unwrap_or_else(|| panic!("{recording}: unexpected sysDescr {:?}", descr[0].2));
+        let vendor = ["arista", "juniper", "cisco", "procurve", "h3c", "huawei"].into_iter().find(|v| text.contains(v));
+        let vendor = vendor.unwrap_or_else(|| panic!("{recording}: unexpected sysDescr {:?}", descr[0].2));
         vendors.insert(vendor);
     }
     assert!(vendors.len() >= 5, "only {vendors:?} among the sysDescrs");
 
     // Every recording has interface tables with 64-bit counters, which is why they were chosen.
     for (recording, target) in &devices {
-        let hc = snmpd::snmpbulkwalk(
-            target,
-            &["-v2c", "-c", "public", "-t", "5"],
-            IF_HC_IN_OCTETS,
-        );
-        assert!(
-            !hc.is_empty() && hc.iter().all(|(_, kind, _)| kind == "Counter64"),
-            "{recording}: {hc:?}"
-        );
+        let hc = snmpd::snmpbulkwalk(target, &["-v2c", "-c", "public", "-t", "5"], IF_HC_IN_OCTETS);
+        assert!(!hc.is_empty() && hc.iter().all(|(_, kind, _)| kind == "Counter64"), "{recording}: {hc:?}");
     }
 }
 

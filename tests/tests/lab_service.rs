@@ -71,12 +71,16 @@ fn lab_routing_state_history_and_a_link_failure() {
     assert!(out.status.success(), "up.sh: {}", String::from_utf8_lossy(&out.stderr));
     let tdb = pg::fresh_db();
     let inventory = lab_dir().join("inventory.yaml");
-    let wiring: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(lab_dir().join("wiring.json")).unwrap()).unwrap();
+    let wiring: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab_dir().join("wiring.json")).unwrap()).unwrap();
     // leaf1's first fabric link: the one we fail.
     let leaf1 = wiring["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "leaf1").unwrap().clone();
     let link = leaf1["interfaces"][0].clone();
-    let (if_name, peer, peer_ip) =
-        (link["name"].as_str().unwrap().to_string(), link["peer"].as_str().unwrap().to_string(), link["peer_ip"].as_str().unwrap().to_string());
+    let (if_name, peer, peer_ip) = (
+        link["name"].as_str().unwrap().to_string(),
+        link["peer"].as_str().unwrap().to_string(),
+        link["peer_ip"].as_str().unwrap().to_string(),
+    );
 
     let file = std::fs::File::open("/run/netns/nwlab-mgmt").expect("lab mgmt namespace");
     std::thread::spawn(move || {
@@ -242,12 +246,26 @@ fn poll_cli_shows_routing_beside_interfaces() {
     // The lab may still be converging (just built, or a link just restored): wait, bounded.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut table = run(&[]);
-    let settled = |t: &str| t.matches("established").count() >= 2 && t.matches(" full ").count() >= 2 && t.contains("spine1") && t.contains("spine2");
+    let settled = |t: &str| {
+        t.matches("established").count() >= 2
+            && t.matches(" full ").count() >= 2
+            && t.contains("spine1")
+            && t.contains("spine2")
+    };
     while !settled(&table) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
         table = run(&[]);
     }
-    for want in ["sysName    leaf1", "BGP (local AS 65011", "established", "OSPF neighbours", "full", "LLDP/CDP neighbours", "spine1", "spine2"] {
+    for want in [
+        "sysName    leaf1",
+        "BGP (local AS 65011",
+        "established",
+        "OSPF neighbours",
+        "full",
+        "LLDP/CDP neighbours",
+        "spine1",
+        "spine2",
+    ] {
         assert!(table.contains(want), "{want:?} missing from:\n{table}");
     }
     let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
@@ -284,7 +302,11 @@ fn config_backup_through_the_api() {
             store::import(&mut c, &secrets, &devices, store::ImportMode::Merge).await.unwrap();
             let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
             let (writer, _) = SampleWriter::spawn(pool.clone(), Default::default(), Default::default());
-            let ssh = Arc::new(collector::ssh::SshManager::new(pool.clone(), Arc::new(collector::ssh::Profiles::builtin()), Default::default()));
+            let ssh = Arc::new(collector::ssh::SshManager::new(
+                pool.clone(),
+                Arc::new(collector::ssh::Profiles::builtin()),
+                Default::default(),
+            ));
             let app = api::http::router(api::runtime::AppState {
                 pool,
                 secrets: Arc::new(secrets),
@@ -297,7 +319,8 @@ fn config_backup_through_the_api() {
                 ssh: ssh.clone(),
             });
             let call = |method: &str, uri: &str| {
-                let req = axum::http::Request::builder().method(method).uri(uri).body(axum::body::Body::empty()).unwrap();
+                let req =
+                    axum::http::Request::builder().method(method).uri(uri).body(axum::body::Body::empty()).unwrap();
                 let app = app.clone();
                 async move {
                     let resp = app.oneshot(req).await.unwrap();

@@ -44,7 +44,8 @@ async fn start(tdb: &pg::TestDb, devices: Vec<Device>, client: ClientOptions) ->
     let secrets = SecretBox::from_key(&[7; 32]);
     store::import(&mut c, &secrets, &devices, store::ImportMode::Merge).await.expect("import");
     let stored = store::list(&c, &secrets).await.unwrap();
-    let scheduled: Vec<ScheduledDevice> = stored.into_iter().map(|d| ScheduledDevice { id: d.id.unwrap(), device: d }).collect();
+    let scheduled: Vec<ScheduledDevice> =
+        stored.into_iter().map(|d| ScheduledDevice { id: d.id.unwrap(), device: d }).collect();
     let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
     let cancel = CancellationToken::new();
     let (writer, _) = SampleWriter::spawn(
@@ -54,7 +55,8 @@ async fn start(tdb: &pg::TestDb, devices: Vec<Device>, client: ClientOptions) ->
     );
     let (_tx, rx) = watch::channel(scheduled);
     let stats = Arc::new(SchedulerStats::default());
-    let opts = SchedulerOptions { client, down_after_failures: 2, max_backoff: Duration::from_secs(2), ..Default::default() };
+    let opts =
+        SchedulerOptions { client, down_after_failures: 2, max_backoff: Duration::from_secs(2), ..Default::default() };
     let task = tokio::spawn({
         let (writer, stats, cancel) = (writer.clone(), stats.clone(), cancel.clone());
         async move {
@@ -80,33 +82,45 @@ async fn wait_for(c: &tokio_postgres::Client, sql: &str, what: &str) -> i64 {
 async fn scheduler_polls_an_agent_into_state_and_samples() {
     let agent = Snmpd::start();
     let tdb = pg::fresh_db();
-    let (c, run) = start(&tdb, vec![device("agent", "127.0.0.1", agent.port(), Duration::from_secs(1))], ClientOptions::default()).await;
+    let (c, run) =
+        start(&tdb, vec![device("agent", "127.0.0.1", agent.port(), Duration::from_secs(1))], ClientOptions::default())
+            .await;
     // A rate needs two polls: wait for a sample with in_bps set.
     wait_for(&c, "SELECT count(*) FROM if_sample WHERE in_bps IS NOT NULL", "a rate").await;
     run.writer.flush().await.unwrap();
-    let st = c
-        .query_one("SELECT status, sys_name, consecutive_failures, polls_total FROM device_state", &[])
-        .await
-        .unwrap();
+    let st =
+        c.query_one("SELECT status, sys_name, consecutive_failures, polls_total FROM device_state", &[]).await.unwrap();
     assert_eq!(st.get::<_, String>(0), "up");
     assert_eq!(st.get::<_, Option<String>>(1).as_deref(), Some(netwarden_tests::snmpd::SYS_NAME));
     assert_eq!(st.get::<_, i32>(2), 0);
     assert!(st.get::<_, i64>(3) >= 2);
     // Interfaces stored once each, as many as net-snmp sees.
-    let reference = netwarden_tests::snmpd::snmpbulkwalk(&agent.target(), &netwarden_tests::snmpd::v2c_args(), "1.3.6.1.2.1.2.2.1.1");
+    let reference = netwarden_tests::snmpd::snmpbulkwalk(
+        &agent.target(),
+        &netwarden_tests::snmpd::v2c_args(),
+        "1.3.6.1.2.1.2.2.1.1",
+    );
     let n_if: i64 = c.query_one("SELECT count(*) FROM interface", &[]).await.unwrap().get(0);
     assert_eq!(n_if as usize, reference.len());
     // Every successful poll is recorded with its cost; the first poll of each interface is a gap.
-    let ok: i64 = c.query_one("SELECT count(*) FROM poll_sample WHERE status = 'ok' AND requests > 0 AND varbinds > 0", &[]).await.unwrap().get(0);
+    let ok: i64 = c
+        .query_one("SELECT count(*) FROM poll_sample WHERE status = 'ok' AND requests > 0 AND varbinds > 0", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(ok >= 2);
     let first_gap: i64 = c
-        .query_one("SELECT count(*) FROM if_sample s WHERE in_bps IS NULL AND time = (SELECT min(time) FROM if_sample)", &[])
+        .query_one(
+            "SELECT count(*) FROM if_sample s WHERE in_bps IS NULL AND time = (SELECT min(time) FROM if_sample)",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
     assert_eq!(first_gap, n_if, "first poll has no rates (no spike from zero)");
     // Rates are never negative.
-    let negative: i64 = c.query_one("SELECT count(*) FROM if_sample WHERE in_bps < 0 OR out_bps < 0", &[]).await.unwrap().get(0);
+    let negative: i64 =
+        c.query_one("SELECT count(*) FROM if_sample WHERE in_bps < 0 OR out_bps < 0", &[]).await.unwrap().get(0);
     assert_eq!(negative, 0);
     run.cancel.cancel();
     run.task.await.unwrap();
@@ -165,7 +179,11 @@ async fn a_silent_device_is_marked_down_with_the_reason_and_others_keep_polling(
     )
     .await;
     run.writer.flush().await.unwrap();
-    let failed: i64 = c.query_one("SELECT count(*) FROM poll_sample WHERE status = 'failed' AND error_kind = 'timeout'", &[]).await.unwrap().get(0);
+    let failed: i64 = c
+        .query_one("SELECT count(*) FROM poll_sample WHERE status = 'failed' AND error_kind = 'timeout'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(failed >= 2);
     run.cancel.cancel();
     run.task.await.unwrap();
@@ -182,7 +200,8 @@ async fn an_overrunning_poll_skips_ticks_and_counts_them() {
     let (c, run) = start(&tdb, vec![device("slow", "127.0.0.1", port, Duration::from_secs(1))], slow).await;
     wait_for(&c, "SELECT count(*) FROM device_state WHERE polls_skipped > 0", "a skipped poll").await;
     run.writer.flush().await.unwrap();
-    let skipped: i64 = c.query_one("SELECT count(*) FROM poll_sample WHERE status = 'skipped'", &[]).await.unwrap().get(0);
+    let skipped: i64 =
+        c.query_one("SELECT count(*) FROM poll_sample WHERE status = 'skipped'", &[]).await.unwrap().get(0);
     assert!(skipped >= 1);
     assert!(run.stats.polls_skipped.load(Ordering::Relaxed) >= 1);
     // Never two polls of one device at once: attempts are at least a timeout apart.

@@ -107,7 +107,13 @@ async fn snmpget_answers_scalars_and_exceptions_like_net_snmp() {
         snmpd::snmpget(
             &target,
             &snmpd::v2c_args(),
-            &["1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.99.0", "1.3.6.1.2.1.1.5.1", "1.3.6.1.2.1.2.2.1.5.4"],
+            &[
+                "1.3.6.1.2.1.1.5.0",
+                "1.3.6.1.2.1.1.2.0",
+                "1.3.6.1.2.1.1.99.0",
+                "1.3.6.1.2.1.1.5.1",
+                "1.3.6.1.2.1.2.2.1.5.4",
+            ],
         )
     })
     .await
@@ -120,7 +126,8 @@ async fn snmpget_answers_scalars_and_exceptions_like_net_snmp() {
         ("1.3.6.1.2.1.1.5.1", "NoSuchInstance", ""),
         ("1.3.6.1.2.1.2.2.1.5.4", "Gauge32", "1000000000"),
     ];
-    let want: Vec<(String, String, String)> = want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    let want: Vec<(String, String, String)> =
+        want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
     assert_eq!(got, want);
 }
 
@@ -180,7 +187,8 @@ async fn garbage_is_dropped_and_counted_and_the_agent_keeps_answering() {
     let get = codec::encode_request(b"public", RequestKind::Get, 77, &[oid("1.3.6.1.2.1.1.5.0")]);
     let mut v1 = get.clone();
     v1[4] = 0; // version 0: SNMPv1, not served
-    let mut garbage: Vec<Vec<u8>> = vec![Vec::new(), vec![0x30], vec![0x30, 0x82, 0xff, 0xff, 0x02], get[..get.len() - 3].to_vec()];
+    let mut garbage: Vec<Vec<u8>> =
+        vec![Vec::new(), vec![0x30], vec![0x30, 0x82, 0xff, 0xff, 0x02], get[..get.len() - 3].to_vec()];
     let mut x: u32 = 0x9e37_79b9;
     for len in [3usize, 17, 64, 200, 1400] {
         let mut b = Vec::with_capacity(len);
@@ -227,10 +235,14 @@ async fn answers(sock: &UdpSocket, wait: Duration) -> Vec<(i32, usize)> {
 
 #[tokio::test]
 async fn latency_grows_with_varbinds_without_blocking_other_requests() {
-    let config = AgentConfig { latency_per_varbind: Duration::from_millis(100), max_in_flight: 2, ..Default::default() };
+    let config =
+        AgentConfig { latency_per_varbind: Duration::from_millis(100), max_in_flight: 2, ..Default::default() };
     let agent = start(device::switch("slow1", 8, 1_000), config).await;
     let sock = UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
-    let ten: Vec<Oid> = (1..=8).map(|i| oid("1.3.6.1.2.1.2.2.1.2").child(&[i])).chain([oid("1.3.6.1.2.1.1.5.0"), oid("1.3.6.1.2.1.1.3.0")]).collect();
+    let ten: Vec<Oid> = (1..=8)
+        .map(|i| oid("1.3.6.1.2.1.2.2.1.2").child(&[i]))
+        .chain([oid("1.3.6.1.2.1.1.5.0"), oid("1.3.6.1.2.1.1.3.0")])
+        .collect();
     // 10 varbinds (1 s) first, then 1 varbind (100 ms): the small one overtakes.
     send_raw(&sock, agent.local_addr(), 1, &ten).await;
     send_raw(&sock, agent.local_addr(), 2, &ten[..1]).await;
@@ -248,14 +260,19 @@ async fn latency_grows_with_varbinds_without_blocking_other_requests() {
 async fn devices_can_share_a_port_on_different_loopback_addresses() {
     // 127.0.0.0/8 is all local on Linux: a fabric can give each device its own address and the
     // standard port layout, with no set-up.
-    let first = SimAgent::bind("127.0.0.2:0".parse().unwrap(), device::switch("addr2", 2, 1_000), AgentConfig::default())
-        .await
-        .expect("bind 127.0.0.2");
+    let first =
+        SimAgent::bind("127.0.0.2:0".parse().unwrap(), device::switch("addr2", 2, 1_000), AgentConfig::default())
+            .await
+            .expect("bind 127.0.0.2");
     let port = first.local_addr().port();
     let mut agents = vec![first];
     for i in 3..=5u8 {
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)), port);
-        agents.push(SimAgent::bind(addr, device::switch(&format!("addr{i}"), 2, 1_000), AgentConfig::default()).await.expect("bind"));
+        agents.push(
+            SimAgent::bind(addr, device::switch(&format!("addr{i}"), 2, 1_000), AgentConfig::default())
+                .await
+                .expect("bind"),
+        );
     }
     for (a, i) in agents.iter().zip(2..) {
         assert_eq!(a.local_addr().port(), port);
@@ -320,7 +337,8 @@ async fn five_hundred_devices_in_one_process_are_polled_at_once() {
     }
     let elapsed = started.elapsed();
     assert_eq!(ok, DEVICES);
-    let (requests, varbinds) = agents.iter().fold((0, 0), |(r, v), a| (r + a.stats().responses, v + a.stats().varbinds));
+    let (requests, varbinds) =
+        agents.iter().fold((0, 0), |(r, v), a| (r + a.stats().responses, v + a.stats().varbinds));
     eprintln!(
         "{DEVICES} simulated 48-port devices: started in {setup:?} (process RSS +{} MiB, other tests run alongside); all polled concurrently in {elapsed:?}: \
          {requests} requests ({:.0}/s), {varbinds} varbinds ({:.0}/s), poller and agents sharing 2 threads",

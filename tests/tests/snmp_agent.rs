@@ -22,7 +22,11 @@ fn v3(user: &snmpd::V3User) -> SnmpCredentials {
 }
 
 fn client(target: &str, creds: SnmpCredentials) -> SnmpClient {
-    SnmpClient::new(target, creds, ClientOptions { timeout: Duration::from_millis(800), retries: 1, ..Default::default() })
+    SnmpClient::new(
+        target,
+        creds,
+        ClientOptions { timeout: Duration::from_millis(800), retries: 1, ..Default::default() },
+    )
 }
 
 /// net-snmp's walk of one column as ifIndex → (type, value).
@@ -39,10 +43,8 @@ fn reference_column(agent: &Snmpd, column: &str) -> HashMap<u32, (String, String
 #[tokio::test]
 async fn interface_poll_matches_snmpbulkwalk() {
     let agent = Snmpd::start();
-    let reference: Vec<(&str, HashMap<u32, (String, String)>)> = ifmib::IF_COLUMNS
-        .iter()
-        .map(|(_, col)| (*col, reference_column(&agent, col)))
-        .collect();
+    let reference: Vec<(&str, HashMap<u32, (String, String)>)> =
+        ifmib::IF_COLUMNS.iter().map(|(_, col)| (*col, reference_column(&agent, col))).collect();
     let mut c = client(&agent.target(), v2c());
     let poll = collector::poll::poll_interfaces(&mut c).await.expect("poll");
     assert!(poll.issues.is_empty(), "{:?}", poll.issues);
@@ -110,7 +112,8 @@ async fn v3_auth_and_privacy_variants_poll() {
         assert_eq!(poll.system.sys_name.as_deref(), Some(snmpd::SYS_NAME), "{}", user.name);
         assert!(!poll.interfaces.is_empty());
         // a second poll reuses the localized keys (no discovery) and still works
-        let again = collector::poll::poll_interfaces(&mut c).await.unwrap_or_else(|e| panic!("{} again: {e}", user.name));
+        let again =
+            collector::poll::poll_interfaces(&mut c).await.unwrap_or_else(|e| panic!("{} again: {e}", user.name));
         assert_eq!(again.interfaces.len(), poll.interfaces.len());
     }
 }

@@ -15,9 +15,7 @@ async fn vendor_interface_tables_decode_plausibly() {
         // snmpsim is slow on big recordings: a generous timeout.
         let opts = ClientOptions { timeout: Duration::from_secs(10), retries: 1, ..Default::default() };
         let mut client = SnmpClient::new(target.clone(), creds, opts);
-        let poll = collector::poll::poll_interfaces(&mut client)
-            .await
-            .unwrap_or_else(|e| panic!("{recording}: {e}"));
+        let poll = collector::poll::poll_interfaces(&mut client).await.unwrap_or_else(|e| panic!("{recording}: {e}"));
         assert!(poll.issues.is_empty(), "{recording}: {:?}", poll.issues);
         assert!(poll.system.sys_descr.as_deref().is_some_and(|d| !d.is_empty()), "{recording}: sysDescr");
         assert!(poll.system.sys_uptime_ticks.is_some(), "{recording}: sysUpTime");
@@ -45,7 +43,12 @@ async fn vendor_interface_tables_decode_plausibly() {
         let tracking = collector::ifmib::tracking_keys(&poll.interfaces);
         let unique: std::collections::HashSet<&String> = tracking.iter().collect();
         assert_eq!(unique.len(), tracking.len(), "{recording}: tracking keys unique");
-        eprintln!("{recording}: {} interfaces, {} requests, {} varbinds", poll.interfaces.len(), poll.stats.requests, poll.stats.varbinds);
+        eprintln!(
+            "{recording}: {} interfaces, {} requests, {} varbinds",
+            poll.interfaces.len(),
+            poll.stats.requests,
+            poll.stats.varbinds
+        );
         vendors += 1;
     }
     assert!(vendors >= 5, "only {vendors} vendors");

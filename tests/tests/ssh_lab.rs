@@ -35,7 +35,8 @@ fn bring_lab_up() {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab");
         let run = |script: &str| {
             let started = Instant::now();
-            let out = Command::new("bash").arg(dir.join(script)).output().unwrap_or_else(|e| panic!("running {script}: {e}"));
+            let out =
+                Command::new("bash").arg(dir.join(script)).output().unwrap_or_else(|e| panic!("running {script}: {e}"));
             assert!(
                 out.status.success(),
                 "{script} failed ({}):\n{}\n{}",
@@ -123,7 +124,8 @@ where
                 let mut client = db.connect().await;
                 collector::db::migrate(&mut client, BackendChoice::Auto).await.expect("migrate");
                 let secrets = SecretBox::from_key(&[7u8; 32]);
-                let devices = inventory::read_inventory_file(&lab_dir().join("inventory.yaml"), None).expect("lab inventory");
+                let devices =
+                    inventory::read_inventory_file(&lab_dir().join("inventory.yaml"), None).expect("lab inventory");
                 inventory::store::import(&mut client, &secrets, &devices, ImportMode::Merge).await.expect("import");
                 let stored = inventory::store::list(&client, &secrets).await.expect("list");
                 let pool = collector::db::connect(&db.connection_string, 24).await.expect("pool");
@@ -241,7 +243,11 @@ fn a_change_shows_up_as_a_diff_an_event_and_drift() {
         assert!(!again.recorded.changed && again.recorded.event.is_none());
         let client = &lab.db;
         let original = cstore::snapshot(client, id, first.recorded.snapshot_id).await.unwrap().unwrap();
-        assert!(original.content.starts_with("!\nfrr version"), "volatile header lines are gone:\n{}", &original.content[..80]);
+        assert!(
+            original.content.starts_with("!\nfrr version"),
+            "volatile header lines are gone:\n{}",
+            &original.content[..80]
+        );
         let old_description = original
             .content
             .split("interface nwlab-eth1\n")
@@ -252,7 +258,8 @@ fn a_change_shows_up_as_a_diff_an_event_and_drift() {
             .trim()
             .to_owned();
         assert!(cstore::approve(client, id, first.recorded.snapshot_id, "test").await.unwrap());
-        let in_sync = drift::against_approved(client, &leaf2, &lab.manager.profiles().get("frr").unwrap()).await.unwrap();
+        let in_sync =
+            drift::against_approved(client, &leaf2, &lab.manager.profiles().get("frr").unwrap()).await.unwrap();
         assert!(in_sync.in_sync, "{in_sync:#?}");
 
         // the change, the backup that sees it, and the undo: before any assertion can fail
@@ -280,12 +287,10 @@ fn a_change_shows_up_as_a_diff_an_event_and_drift() {
         undo.expect("undoing the change");
 
         let applied = applied.expect("apply");
-        assert_eq!(applied.transcript.iter().map(|e| e.command.as_str()).collect::<Vec<_>>(), vec![
-            "configure terminal",
-            "interface nwlab-eth1",
-            marker.as_str(),
-            "end"
-        ]);
+        assert_eq!(
+            applied.transcript.iter().map(|e| e.command.as_str()).collect::<Vec<_>>(),
+            vec!["configure terminal", "interface nwlab-eth1", marker.as_str(), "end"]
+        );
         let changed = changed.expect("backup after the change");
         assert!(changed.recorded.changed);
         assert_ne!(changed.recorded.snapshot_id, first.recorded.snapshot_id);
@@ -299,17 +304,28 @@ fn a_change_shows_up_as_a_diff_an_event_and_drift() {
         assert_eq!(events[0], event);
         assert_eq!(events[0].device, "leaf2");
         let restored = restored.expect("backup after the undo");
-        assert_eq!(restored.recorded.snapshot_id, first.recorded.snapshot_id, "back to the first snapshot (deduplicated)");
+        assert_eq!(
+            restored.recorded.snapshot_id, first.recorded.snapshot_id,
+            "back to the first snapshot (deduplicated)"
+        );
         assert!(restored.recorded.changed);
 
-        let (a, b, d) = cstore::diff_snapshots(client, id, &profile, Some(first.recorded.snapshot_id), Some(changed.recorded.snapshot_id), false)
-            .await
-            .unwrap();
+        let (a, b, d) = cstore::diff_snapshots(
+            client,
+            id,
+            &profile,
+            Some(first.recorded.snapshot_id),
+            Some(changed.recorded.snapshot_id),
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!((a.id, b.id), (first.recorded.snapshot_id, changed.recorded.snapshot_id));
         assert_eq!(d.diff.lines().skip(2).collect::<Vec<_>>(), event.diff.lines().skip(2).collect::<Vec<_>>());
 
         let history = cstore::history(client, id, true, 50).await.unwrap();
-        let kinds: Vec<(bool, bool, Option<i64>)> = history.iter().map(|h| (h.first, h.changed, h.snapshot_id)).collect();
+        let kinds: Vec<(bool, bool, Option<i64>)> =
+            history.iter().map(|h| (h.first, h.changed, h.snapshot_id)).collect();
         assert_eq!(
             kinds,
             vec![
@@ -339,7 +355,10 @@ fn a_rejected_line_fails_the_apply_and_the_session_recovers() {
         let leaf3 = lab.device("leaf3");
         let mut s = lab.manager.session(&leaf3).await.expect("session");
         let e = s
-            .apply_config(&["interface nwlab-eth1", "bogus-command 42", "description never-sent"], &ApplyOptions::default())
+            .apply_config(
+                &["interface nwlab-eth1", "bogus-command 42", "description never-sent"],
+                &ApplyOptions::default(),
+            )
             .await
             .expect_err("an invalid line must fail the apply");
         match &e {
@@ -348,7 +367,10 @@ fn a_rejected_line_fails_the_apply_and_the_session_recovers() {
                 assert!(message.starts_with("% Unknown command"), "{message}");
                 assert!(*aborted, "configuration mode was left");
                 assert_eq!(*lines_in_effect, 1, "vtysh applies line by line");
-                assert!(!transcript.iter().any(|x| x.command.contains("never-sent")), "nothing after the rejected line");
+                assert!(
+                    !transcript.iter().any(|x| x.command.contains("never-sent")),
+                    "nothing after the rejected line"
+                );
             }
             other => panic!("{other}"),
         }
@@ -357,7 +379,10 @@ fn a_rejected_line_fails_the_apply_and_the_session_recovers() {
         let out = s.run_show(&["show running-config"]).await.expect("the session still works");
         assert!(!out[0].output.contains("never-sent") && !out[0].output.contains("bogus"));
         let e = s
-            .apply_config(&["interface lo"], &ApplyOptions { confirm_within: Some(Duration::from_secs(60)), save: false })
+            .apply_config(
+                &["interface lo"],
+                &ApplyOptions { confirm_within: Some(Duration::from_secs(60)), save: false },
+            )
             .await
             .expect_err("FRR has no confirmed commit");
         assert!(matches!(e, ApplyError::Unsupported { .. }), "{e}");
@@ -432,7 +457,10 @@ fn a_changed_host_key_is_refused_until_an_admin_retrusts_it() {
         let e = lab.manager.session(&spine2).await.expect_err("a different key must be refused");
         assert_eq!(e.code(), "host_key_changed", "{e}");
         let text = e.to_string();
-        assert!(text.contains(&wrong.fingerprint) && text.contains(&real.fingerprint) && text.contains("re-trusts"), "{text}");
+        assert!(
+            text.contains(&wrong.fingerprint) && text.contains(&real.fingerprint) && text.contains("re-trusts"),
+            "{text}"
+        );
         assert!(!e.is_transient());
         // still refused: nothing learned the new key behind the admin's back
         let e = lab.manager.session(&spine2).await.expect_err("still refused");
@@ -441,7 +469,10 @@ fn a_changed_host_key_is_refused_until_an_admin_retrusts_it() {
         let r = ssh::store::retrust(client, "spine2", Some("SHA256:notthekey"), "admin").await;
         assert!(matches!(r, Err(ssh::store::RetrustError::FingerprintMismatch { .. })), "{r:?}");
         let r = ssh::store::retrust(client, "spine2", Some(&real.fingerprint), "admin").await.unwrap();
-        assert_eq!(r, ssh::store::Retrust::Trusted { fingerprint: real.fingerprint.clone(), previous: wrong.fingerprint.clone() });
+        assert_eq!(
+            r,
+            ssh::store::Retrust::Trusted { fingerprint: real.fingerprint.clone(), previous: wrong.fingerprint.clone() }
+        );
         let trusted = ssh::store::trusted_key(client, id).await.unwrap().unwrap();
         assert_eq!((trusted.fingerprint.as_str(), trusted.trusted_by.as_str()), (real.fingerprint.as_str(), "admin"));
 
@@ -486,9 +517,13 @@ fn unreachable_and_hanging_devices_time_out_without_blocking_others() {
             other => panic!("{other}"),
         };
         let (ghost_r, hang_r, leaf_r) = tokio::join!(
-            timed(started, async { backup::backup_device(&lab.manager, &ghost, BackupTrigger::Manual).await.map(|_| ()).map_err(ssh_error) }),
+            timed(started, async {
+                backup::backup_device(&lab.manager, &ghost, BackupTrigger::Manual).await.map(|_| ()).map_err(ssh_error)
+            }),
             timed(started, async { lab.manager.session(&hang).await.map(|_| ()) }),
-            timed(started, async { backup::backup_device(&lab.manager, &leaf1, BackupTrigger::Manual).await.map(|_| ()).map_err(ssh_error) }),
+            timed(started, async {
+                backup::backup_device(&lab.manager, &leaf1, BackupTrigger::Manual).await.map(|_| ()).map_err(ssh_error)
+            }),
         );
         holder.abort();
         eprintln!("measure: unreachable {:?}, hanging {:?}, leaf1 backup {:?}", ghost_r.1, hang_r.1, leaf_r.1);
@@ -517,14 +552,19 @@ fn scheduled_backups_run_once_per_interval() {
     }
     in_lab(quick(), |lab| async move {
         let cancel = tokio_util::sync::CancellationToken::new();
-        let opts = backup::ScheduleOptions { interval: Duration::from_secs(3600), check_every: Duration::from_millis(200), concurrency: 5 };
+        let opts = backup::ScheduleOptions {
+            interval: Duration::from_secs(3600),
+            check_every: Duration::from_millis(200),
+            concurrency: 5,
+        };
         let stop = cancel.clone();
         let db = &lab.db;
         // Let several checks run; stop once every router's facts are in (bounded).
         let stopper = async move {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             for _ in 0..100 {
-                let n: i64 = db.query_one("SELECT count(DISTINCT device_id) FROM device_cli_fact", &[]).await.unwrap().get(0);
+                let n: i64 =
+                    db.query_one("SELECT count(DISTINCT device_id) FROM device_cli_fact", &[]).await.unwrap().get(0);
                 if n >= 5 {
                     break;
                 }
@@ -534,17 +574,17 @@ fn scheduled_backups_run_once_per_interval() {
         };
         let (ran, ()) = tokio::join!(backup::run_schedule(&lab.manager, &lab.secrets, &opts, cancel), stopper);
         assert_eq!(ran, 5, "each lab router once in the interval, however many checks ran");
-        let rows = lab
-            .db
-            .query("SELECT trigger, status, count(*) FROM config_backup GROUP BY 1, 2", &[])
-            .await
-            .unwrap();
+        let rows =
+            lab.db.query("SELECT trigger, status, count(*) FROM config_backup GROUP BY 1, 2", &[]).await.unwrap();
         let got: Vec<(String, String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
         assert_eq!(got, vec![("scheduled".to_owned(), "ok".to_owned(), 5)]);
         // The same schedule stores each router's CLI facts (its BGP summary among them).
         let facts: i64 = lab
             .db
-            .query_one("SELECT count(DISTINCT device_id) FROM device_cli_fact WHERE fact = 'bgp_summary' AND error IS NULL", &[])
+            .query_one(
+                "SELECT count(DISTINCT device_id) FROM device_cli_fact WHERE fact = 'bgp_summary' AND error IS NULL",
+                &[],
+            )
             .await
             .unwrap()
             .get(0);
@@ -564,7 +604,8 @@ fn backup_of_a_hundred_devices_measured() {
         return;
     }
     in_lab_exclusive(quick(), |lab| async move {
-        let routers: Vec<Device> = ["spine1", "spine2", "leaf1", "leaf2", "leaf3"].iter().map(|n| lab.device(n)).collect();
+        let routers: Vec<Device> =
+            ["spine1", "spine2", "leaf1", "leaf2", "leaf3"].iter().map(|n| lab.device(n)).collect();
         // the 5 real devices, cold (new sessions) and warm (sessions reused)
         for (round, concurrency) in [("cold", 5), ("warm", 5)] {
             let started = Instant::now();
@@ -590,8 +631,10 @@ fn backup_of_a_hundred_devices_measured() {
             let started = Instant::now();
             let results = backup::backup_all(&fresh, &many, BackupTrigger::Manual, concurrency).await;
             let elapsed = started.elapsed();
-            let failed: Vec<String> = results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
-            let mut per_device: Vec<Duration> = results.iter().filter_map(|(_, r)| r.as_ref().ok().map(|o| o.duration)).collect();
+            let failed: Vec<String> =
+                results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
+            let mut per_device: Vec<Duration> =
+                results.iter().filter_map(|(_, r)| r.as_ref().ok().map(|o| o.duration)).collect();
             per_device.sort();
             eprintln!(
                 "measure: backup of {} devices (5 routers x 20 names), concurrency {concurrency}: {elapsed:?}; per device p50 {:?} max {:?}; {} failed",
@@ -605,9 +648,11 @@ fn backup_of_a_hundred_devices_measured() {
             fresh.close_idle().await;
         }
         let client = &lab.db;
-        let n: i64 = client.query_one("SELECT count(*) FROM config_backup WHERE status = 'ok'", &[]).await.unwrap().get(0);
+        let n: i64 =
+            client.query_one("SELECT count(*) FROM config_backup WHERE status = 'ok'", &[]).await.unwrap().get(0);
         assert_eq!(n, 10 + 200);
-        let distinct: i64 = client.query_one("SELECT count(DISTINCT sha256) FROM config_snapshot", &[]).await.unwrap().get(0);
+        let distinct: i64 =
+            client.query_one("SELECT count(DISTINCT sha256) FROM config_snapshot", &[]).await.unwrap().get(0);
         assert!(distinct <= 5 + 1, "the same five configurations, deduplicated per device: {distinct}");
     });
 }

@@ -71,11 +71,8 @@ async fn migrate_builds_the_partitioned_schema_once() {
             .unwrap()
             .get(0);
         assert!(n >= 4, "{t}: {n} partitions");
-        let exists: bool = c
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{t}_p{today}")])
-            .await
-            .unwrap()
-            .get(0);
+        let exists: bool =
+            c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&format!("{t}_p{today}")]).await.unwrap().get(0);
         assert!(exists, "{t} has no partition for today");
     }
 }
@@ -98,7 +95,8 @@ async fn writer_copies_samples_and_rollups_aggregate_them() {
     let (w, task) = SampleWriter::spawn(pool, WriterOptions::default(), cancel.clone());
     let ts = (Utc::now() - ChronoDuration::minutes(30)).timestamp();
     let base = chrono::DateTime::from_timestamp(ts - ts % 300, 0).unwrap(); // start of a 5-minute bucket
-    let rows: Vec<IfSampleRow> = (0..10).map(|i| sample(base + ChronoDuration::seconds(i * 20), dev, ifc, (i * 100) as f64)).collect();
+    let rows: Vec<IfSampleRow> =
+        (0..10).map(|i| sample(base + ChronoDuration::seconds(i * 20), dev, ifc, (i * 100) as f64)).collect();
     let poll = PollSampleRow {
         time: base,
         device_id: dev,
@@ -118,14 +116,18 @@ async fn writer_copies_samples_and_rollups_aggregate_them() {
     c.execute("SELECT netwarden_refresh_rollups(now() - interval '2 hours', now())", &[]).await.unwrap();
     // 15 samples per bucket at 20 s; ours are the first 10 of one bucket: 0..900, avg 450.
     let r = c
-        .query_one("SELECT n, in_bps_avg, in_bps_max, out_bps_max FROM if_sample_5m WHERE interface_id = $1 AND bucket = $2", &[&ifc, &base])
+        .query_one(
+            "SELECT n, in_bps_avg, in_bps_max, out_bps_max FROM if_sample_5m WHERE interface_id = $1 AND bucket = $2",
+            &[&ifc, &base],
+        )
         .await
         .unwrap();
     assert_eq!(r.get::<_, i64>(0), 10);
     assert_eq!(r.get::<_, f64>(1), 450.0);
     assert_eq!(r.get::<_, f64>(2), 900.0);
     assert_eq!(r.get::<_, f64>(3), 450.0);
-    let h: i64 = c.query_one("SELECT count(*) FROM if_sample_1h WHERE interface_id = $1", &[&ifc]).await.unwrap().get(0);
+    let h: i64 =
+        c.query_one("SELECT count(*) FROM if_sample_1h WHERE interface_id = $1", &[&ifc]).await.unwrap().get(0);
     assert!(h >= 1);
     // Refreshing again changes nothing (idempotent).
     c.execute("SELECT netwarden_refresh_rollups(now() - interval '2 hours', now())", &[]).await.unwrap();
@@ -188,7 +190,8 @@ async fn writer_keeps_rows_through_a_database_outage() {
     let pool = pool_for(&tdb).await;
     let (w, _task) = SampleWriter::spawn(pool, WriterOptions::default(), CancellationToken::new());
     // Outage: the database refuses connections and existing ones are cut.
-    let (admin, conn) = tokio_postgres::connect(&pg::server().connection_string(), tokio_postgres::NoTls).await.unwrap();
+    let (admin, conn) =
+        tokio_postgres::connect(&pg::server().connection_string(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let q = format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false", tdb.name);
     admin.batch_execute(&q).await.unwrap();
@@ -222,7 +225,8 @@ async fn writer_keeps_rows_through_a_database_outage() {
 /// (libpg_query through pglast). The full path was checked against a TimescaleDB build by hand.
 #[test]
 fn timescaledb_sql_is_valid_postgresql_syntax() {
-    let have = std::process::Command::new("python3").args(["-c", "import pglast"]).output().is_ok_and(|o| o.status.success());
+    let have =
+        std::process::Command::new("python3").args(["-c", "import pglast"]).output().is_ok_and(|o| o.status.success());
     if !have {
         assert!(std::env::var_os("CI").is_none(), "pglast must be installed in CI (.ci/run does it)");
         eprintln!("skipped: python3 module pglast is not installed (pip install pglast)");
@@ -253,14 +257,19 @@ fn timescaledb_sql_is_valid_postgresql_syntax() {
 async fn migrate_works_for_a_database_owner_that_is_not_superuser() {
     let tdb = pg::fresh_db();
     let role = format!("{}_owner", tdb.name);
-    let (admin, conn) = tokio_postgres::connect(&pg::server().connection_string(), tokio_postgres::NoTls).await.unwrap();
+    let (admin, conn) =
+        tokio_postgres::connect(&pg::server().connection_string(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    admin.batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN; ALTER DATABASE \"{}\" OWNER TO \"{role}\"", tdb.name)).await.unwrap();
+    admin
+        .batch_execute(&format!("CREATE ROLE \"{role}\" LOGIN; ALTER DATABASE \"{}\" OWNER TO \"{role}\"", tdb.name))
+        .await
+        .unwrap();
     let owner_conn = tdb.connection_string.replace("user=postgres", &format!("user={role}"));
     assert_ne!(owner_conn, tdb.connection_string, "connection string has user=postgres");
     let (mut c, conn) = tokio_postgres::connect(&owner_conn, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
-    let is_super: bool = c.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await.unwrap().get(0);
+    let is_super: bool =
+        c.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await.unwrap().get(0);
     assert!(!is_super);
     let r = db::migrate(&mut c, BackendChoice::Auto).await.expect("migrate as the database owner");
     assert_eq!(r.backend, Backend::Partitioned);
@@ -286,7 +295,8 @@ async fn a_burst_of_polls_during_a_stuck_copy_is_not_dropped() {
     let t0 = Utc::now() - ChronoDuration::minutes(5);
     let polls: i64 = 640; // 10x the channel
     for p in 0..polls {
-        let rows: Vec<IfSampleRow> = (0..48).map(|i| sample(t0 + ChronoDuration::milliseconds(p * 48 + i), dev, ifc, 1.0)).collect();
+        let rows: Vec<IfSampleRow> =
+            (0..48).map(|i| sample(t0 + ChronoDuration::milliseconds(p * 48 + i), dev, ifc, 1.0)).collect();
         assert!(w.submit(rows, Vec::new()), "poll {p} dropped: the channel was full while a COPY waited");
         // Pollers are many tasks that each submit once, not one tight loop.
         tokio::task::yield_now().await;

@@ -39,7 +39,11 @@ impl BackupError {
 
 /// Backs up one device's running configuration. A failure is recorded too (as a failed
 /// `config_backup` row) when the database is reachable.
-pub async fn backup_device(manager: &SshManager, device: &Device, trigger: BackupTrigger) -> Result<BackupOutcome, BackupError> {
+pub async fn backup_device(
+    manager: &SshManager,
+    device: &Device,
+    trigger: BackupTrigger,
+) -> Result<BackupOutcome, BackupError> {
     let started = Instant::now();
     let result = fetch(manager, device).await;
     let db_err = |e: &dyn std::fmt::Display| BackupError::Db { device: device.name.clone(), message: e.to_string() };
@@ -49,16 +53,19 @@ pub async fn backup_device(manager: &SshManager, device: &Device, trigger: Backu
     let mut client = manager.db().get().await.map_err(|e| db_err(&e))?;
     match result {
         Ok((profile, normalized)) => {
-            let recorded = store::record_backup(&mut client, device_id, &profile, &normalized, trigger, started.elapsed())
-                .await
-                .map_err(|e| db_err(&e))?;
+            let recorded =
+                store::record_backup(&mut client, device_id, &profile, &normalized, trigger, started.elapsed())
+                    .await
+                    .map_err(|e| db_err(&e))?;
             metrics::counter!("netwarden_config_backups_total", "status" => "ok").increment(1);
             Ok(BackupOutcome { device: device.name.clone(), recorded, duration: started.elapsed() })
         }
         Err(e) => {
             metrics::counter!("netwarden_config_backups_total", "status" => "failed").increment(1);
             tracing::warn!(device = %device.name, error = %e, "configuration backup failed");
-            if let Err(db) = store::record_failure(&**client, device_id, trigger, &e.to_string(), started.elapsed()).await {
+            if let Err(db) =
+                store::record_failure(&**client, device_id, trigger, &e.to_string(), started.elapsed()).await
+            {
                 tracing::warn!(device = %device.name, error = %db, "recording the failed backup");
             }
             Err(e)
@@ -66,7 +73,10 @@ pub async fn backup_device(manager: &SshManager, device: &Device, trigger: Backu
     }
 }
 
-async fn fetch(manager: &SshManager, device: &Device) -> Result<(std::sync::Arc<crate::ssh::Profile>, String), BackupError> {
+async fn fetch(
+    manager: &SshManager,
+    device: &Device,
+) -> Result<(std::sync::Arc<crate::ssh::Profile>, String), BackupError> {
     let mut session = manager.session(device).await?;
     let raw = session.running_config().await?;
     let profile = session.profile().clone();
@@ -113,7 +123,11 @@ pub struct ScheduleOptions {
 
 impl Default for ScheduleOptions {
     fn default() -> Self {
-        ScheduleOptions { interval: Duration::from_secs(24 * 3600), check_every: Duration::from_secs(60), concurrency: 20 }
+        ScheduleOptions {
+            interval: Duration::from_secs(24 * 3600),
+            check_every: Duration::from_secs(60),
+            concurrency: 20,
+        }
     }
 }
 
@@ -171,10 +185,14 @@ pub async fn collect_facts(manager: &SshManager, device: &Device) -> Result<usiz
     let client = manager.db().get().await.map_err(|e| e.to_string())?;
     for (name, fact) in &facts {
         let v = serde_json::to_value(fact).unwrap_or(serde_json::Value::Null);
-        crate::ssh::store::store_fact(&**client, device_id, name, Ok(&v)).await.map_err(|e| crate::db::error_text(&e))?;
+        crate::ssh::store::store_fact(&**client, device_id, name, Ok(&v))
+            .await
+            .map_err(|e| crate::db::error_text(&e))?;
     }
     for (name, err) in &errors {
-        crate::ssh::store::store_fact(&**client, device_id, name, Err(err.as_str())).await.map_err(|e| crate::db::error_text(&e))?;
+        crate::ssh::store::store_fact(&**client, device_id, name, Err(err.as_str()))
+            .await
+            .map_err(|e| crate::db::error_text(&e))?;
     }
     if !errors.is_empty() {
         tracing::debug!(device = %device.name, failed = errors.len(), "some CLI facts could not be read");
@@ -182,7 +200,11 @@ pub async fn collect_facts(manager: &SshManager, device: &Device) -> Result<usiz
     Ok(facts.len())
 }
 
-async fn due_devices(manager: &SshManager, secrets: &crate::secrets::SecretBox, interval: Duration) -> Result<Vec<Device>, String> {
+async fn due_devices(
+    manager: &SshManager,
+    secrets: &crate::secrets::SecretBox,
+    interval: Duration,
+) -> Result<Vec<Device>, String> {
     let client = manager.db().get().await.map_err(|e| e.to_string())?;
     let devices: Vec<Device> = crate::inventory::store::list(&**client, secrets)
         .await

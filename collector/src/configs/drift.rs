@@ -62,7 +62,12 @@ pub enum DriftError {
 /// vendor, platform, tags) and `vars` (anything the caller has, e.g. per-site settings). An
 /// undefined variable is an error, not an empty string: a typo must not render a config that
 /// silently lacks a line.
-pub fn render_intended(name: &str, template: &str, device: &Device, vars: &serde_json::Value) -> Result<String, DriftError> {
+pub fn render_intended(
+    name: &str,
+    template: &str,
+    device: &Device,
+    vars: &serde_json::Value,
+) -> Result<String, DriftError> {
     let err = |e: minijinja::Error| DriftError::Template { name: name.to_owned(), message: format!("{e:#}") };
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -94,7 +99,8 @@ fn indent_paths(text: &str) -> Vec<String> {
     for line in text.lines() {
         let body = line.trim();
         // comments and block closers carry no configuration
-        if body.is_empty() || body.starts_with('!') || body == "end" || body == "exit" || body == "exit-address-family" {
+        if body.is_empty() || body.starts_with('!') || body == "end" || body == "exit" || body == "exit-address-family"
+        {
             continue;
         }
         let indent = line.len() - line.trim_start().len();
@@ -177,8 +183,10 @@ pub async fn against_approved(
     profile: &Profile,
 ) -> Result<DriftFinding, DriftError> {
     let id = device.id.ok_or_else(|| DriftError::NoSnapshot(device.name.clone()))?;
-    let approved = store::approved_snapshot(client, id).await?.ok_or_else(|| DriftError::NoApproved(device.name.clone()))?;
-    let latest = store::latest_snapshot(client, id).await?.ok_or_else(|| DriftError::NoSnapshot(device.name.clone()))?;
+    let approved =
+        store::approved_snapshot(client, id).await?.ok_or_else(|| DriftError::NoApproved(device.name.clone()))?;
+    let latest =
+        store::latest_snapshot(client, id).await?.ok_or_else(|| DriftError::NoSnapshot(device.name.clone()))?;
     Ok(compare(
         &device.name,
         profile,
@@ -202,7 +210,8 @@ pub async fn against_template(
 ) -> Result<DriftFinding, DriftError> {
     let intended = render_intended(template_name, template, device, vars)?;
     let id = device.id.ok_or_else(|| DriftError::NoSnapshot(device.name.clone()))?;
-    let latest = store::latest_snapshot(client, id).await?.ok_or_else(|| DriftError::NoSnapshot(device.name.clone()))?;
+    let latest =
+        store::latest_snapshot(client, id).await?.ok_or_else(|| DriftError::NoSnapshot(device.name.clone()))?;
     Ok(compare(
         &device.name,
         profile,
@@ -239,7 +248,10 @@ mod tests {
     }
 
     fn running() -> String {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cli/cisco-ios/show_running-config.txt")).unwrap()
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cli/cisco-ios/show_running-config.txt"),
+        )
+        .unwrap()
     }
 
     const TEMPLATE: &str = "hostname {{ device.name }}\n\
@@ -251,13 +263,32 @@ mod tests {
         let ios = Profiles::builtin().get("cisco-ios").unwrap();
         let vars = serde_json::json!({ "ntp_servers": ["10.0.0.1", "10.0.0.2"], "location": "ams1 row 3 rack 12" });
         let intended = render_intended("base", TEMPLATE, &device(), &vars).unwrap();
-        assert_eq!(intended, "hostname core1\nntp server 10.0.0.1\nntp server 10.0.0.2\nsnmp-server location ams1 row 3 rack 12\n");
-        let f = compare("core1", &ios, Baseline::Template { name: "base".into() }, &intended, &running(), DriftMode::Contains, None);
+        assert_eq!(
+            intended,
+            "hostname core1\nntp server 10.0.0.1\nntp server 10.0.0.2\nsnmp-server location ams1 row 3 rack 12\n"
+        );
+        let f = compare(
+            "core1",
+            &ios,
+            Baseline::Template { name: "base".into() },
+            &intended,
+            &running(),
+            DriftMode::Contains,
+            None,
+        );
         assert!(f.in_sync, "{f:#?}");
 
         let vars = serde_json::json!({ "ntp_servers": ["10.0.0.1", "10.0.0.9"], "location": "ams1 row 3 rack 12" });
         let intended = render_intended("base", TEMPLATE, &device(), &vars).unwrap();
-        let f = compare("core1", &ios, Baseline::Template { name: "base".into() }, &intended, &running(), DriftMode::Contains, None);
+        let f = compare(
+            "core1",
+            &ios,
+            Baseline::Template { name: "base".into() },
+            &intended,
+            &running(),
+            DriftMode::Contains,
+            None,
+        );
         assert!(!f.in_sync);
         assert_eq!(f.missing, vec!["ntp server 10.0.0.9".to_owned()]);
         assert!(f.unexpected.is_empty());
@@ -272,7 +303,8 @@ mod tests {
     #[test]
     fn exact_comparison_by_path_with_secrets_masked() {
         let frr = Profiles::builtin().get("frr").unwrap();
-        let approved = "hostname r1\ninterface eth1\n description uplink\n!\nrouter bgp 1\n neighbor 10.0.0.0 password s3cret\n";
+        let approved =
+            "hostname r1\ninterface eth1\n description uplink\n!\nrouter bgp 1\n neighbor 10.0.0.0 password s3cret\n";
         let running = "hostname r1\ninterface eth1\n!\ninterface eth2\n description uplink\n!\nrouter bgp 1\n neighbor 10.0.0.0 password s3cret\n";
         let f = compare(
             "r1",

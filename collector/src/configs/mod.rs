@@ -118,7 +118,14 @@ impl ConfigDiff {
 /// Unified diff (3 lines of context) from `old` to `new`. With `reveal = false` secrets are
 /// masked in every line shown: a changed password still shows as a changed line, without the
 /// password.
-pub fn unified_diff(profile: &Profile, old: &str, new: &str, old_label: &str, new_label: &str, reveal: bool) -> ConfigDiff {
+pub fn unified_diff(
+    profile: &Profile,
+    old: &str,
+    new: &str,
+    old_label: &str,
+    new_label: &str,
+    reveal: bool,
+) -> ConfigDiff {
     let diff = similar::TextDiff::from_lines(old, new);
     let (mut lines_added, mut lines_removed) = (0, 0);
     for change in diff.iter_all_changes() {
@@ -128,7 +135,8 @@ pub fn unified_diff(profile: &Profile, old: &str, new: &str, old_label: &str, ne
             similar::ChangeTag::Equal => {}
         }
     }
-    let text = diff.unified_diff().context_radius(3).header(old_label, new_label).missing_newline_hint(false).to_string();
+    let text =
+        diff.unified_diff().context_radius(3).header(old_label, new_label).missing_newline_hint(false).to_string();
     let text = if reveal {
         text
     } else {
@@ -155,7 +163,8 @@ mod tests {
     use std::path::Path;
 
     fn capture(profile: &str, file: &str) -> String {
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cli").join(profile).join(file)).unwrap()
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cli").join(profile).join(file))
+            .unwrap()
     }
 
     #[test]
@@ -163,7 +172,10 @@ mod tests {
         let ios = Profiles::builtin().get("cisco-ios").unwrap();
         let a = capture("cisco-ios", "show_running-config.txt");
         let b = a
-            .replace("! Last configuration change at 09:14:02 UTC Tue May 14 2024 by netops", "! Last configuration change at 11:00:00 UTC Wed May 15 2024 by admin")
+            .replace(
+                "! Last configuration change at 09:14:02 UTC Tue May 14 2024 by netops",
+                "! Last configuration change at 11:00:00 UTC Wed May 15 2024 by admin",
+            )
             .replace("Current configuration : 3120 bytes", "Current configuration : 3121 bytes");
         assert_ne!(a, b);
         assert_eq!(sha256_hex(&normalize(&ios, &a)), sha256_hex(&normalize(&ios, &b)));
@@ -175,7 +187,10 @@ mod tests {
 
         let junos = Profiles::builtin().get("junos").unwrap();
         let j = capture("junos", "show_configuration.txt");
-        let j2 = j.replace("## Last commit: 2024-05-14 09:14:02 UTC by netops", "## Last commit: 2024-06-01 00:00:00 UTC by root");
+        let j2 = j.replace(
+            "## Last commit: 2024-05-14 09:14:02 UTC by netops",
+            "## Last commit: 2024-06-01 00:00:00 UTC by root",
+        );
         assert_eq!(normalize(&junos, &j), normalize(&junos, &j2));
     }
 
@@ -183,8 +198,16 @@ mod tests {
     fn secrets_are_masked_per_platform() {
         let profiles = Profiles::builtin();
         for (profile, file, secrets) in [
-            ("cisco-ios", "show_running-config.txt", &["$9$Xq1B8kq3", "S3cr3tRO", "094F471A1A0A", "tacacsKey7", "0822455D0A16"][..]),
-            ("arista-eos", "show_running-config.txt", &["$6$Ab3dEf", "S3cr3tRO", "070E33455D1D", "1234567890ABCDEF"][..]),
+            (
+                "cisco-ios",
+                "show_running-config.txt",
+                &["$9$Xq1B8kq3", "S3cr3tRO", "094F471A1A0A", "tacacsKey7", "0822455D0A16"][..],
+            ),
+            (
+                "arista-eos",
+                "show_running-config.txt",
+                &["$6$Ab3dEf", "S3cr3tRO", "070E33455D1D", "1234567890ABCDEF"][..],
+            ),
             ("junos", "show_configuration.txt", &["$6$mKq2", "$9$Hk5FCA0Ihr", "$9$tacplusSecret", "S3cr3tRO"][..]),
             ("frr", "secrets_example.txt", &["zebrapass", "bgpSecret1", "ospfKey", "md5Key"][..]),
         ] {
@@ -209,7 +232,11 @@ mod tests {
         assert_eq!((d.lines_added, d.lines_removed), (2, 1));
         assert!(d.diff.starts_with("--- a\n+++ b\n@@ "), "{}", d.diff);
         assert!(d.diff.contains("\n+ description uplink\n"), "{}", d.diff);
-        assert!(d.diff.contains("\n- neighbor 10.0.0.0 password <masked>\n+ neighbor 10.0.0.0 password <masked>\n"), "{}", d.diff);
+        assert!(
+            d.diff.contains("\n- neighbor 10.0.0.0 password <masked>\n+ neighbor 10.0.0.0 password <masked>\n"),
+            "{}",
+            d.diff
+        );
         assert!(!d.diff.contains("old1") && !d.diff.contains("new2"));
         let revealed = unified_diff(&frr, old, new, "a", "b", true);
         assert!(revealed.diff.contains("new2"));

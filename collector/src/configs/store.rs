@@ -114,7 +114,14 @@ pub async fn record_backup(
         .get(0);
     let event = match (&previous, changed) {
         (Some((from_id, _, old)), true) => {
-            let d = unified_diff(profile, old, normalized, &format!("snapshot {from_id}"), &format!("snapshot {snapshot_id}"), false);
+            let d = unified_diff(
+                profile,
+                old,
+                normalized,
+                &format!("snapshot {from_id}"),
+                &format!("snapshot {snapshot_id}"),
+                false,
+            );
             let row = tx
                 .query_one(
                     "WITH e AS (INSERT INTO config_event (device_id, trigger, from_snapshot_id, to_snapshot_id, \
@@ -161,15 +168,25 @@ pub async fn record_failure(
         .get(0))
 }
 
-pub async fn snapshot(client: &impl GenericClient, device_id: i64, id: i64) -> Result<Option<Snapshot>, tokio_postgres::Error> {
+pub async fn snapshot(
+    client: &impl GenericClient,
+    device_id: i64,
+    id: i64,
+) -> Result<Option<Snapshot>, tokio_postgres::Error> {
     let row = client
-        .query_opt(&format!("SELECT {SNAPSHOT_COLUMNS} FROM config_snapshot WHERE id = $1 AND device_id = $2"), &[&id, &device_id])
+        .query_opt(
+            &format!("SELECT {SNAPSHOT_COLUMNS} FROM config_snapshot WHERE id = $1 AND device_id = $2"),
+            &[&id, &device_id],
+        )
         .await?;
     Ok(row.as_ref().map(snapshot_from_row))
 }
 
 /// The snapshot of the device's latest successful backup.
-pub async fn latest_snapshot(client: &impl GenericClient, device_id: i64) -> Result<Option<Snapshot>, tokio_postgres::Error> {
+pub async fn latest_snapshot(
+    client: &impl GenericClient,
+    device_id: i64,
+) -> Result<Option<Snapshot>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!(
@@ -183,7 +200,10 @@ pub async fn latest_snapshot(client: &impl GenericClient, device_id: i64) -> Res
 }
 
 /// The most recently approved snapshot: the drift baseline.
-pub async fn approved_snapshot(client: &impl GenericClient, device_id: i64) -> Result<Option<Snapshot>, tokio_postgres::Error> {
+pub async fn approved_snapshot(
+    client: &impl GenericClient,
+    device_id: i64,
+) -> Result<Option<Snapshot>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             &format!(
@@ -198,7 +218,12 @@ pub async fn approved_snapshot(client: &impl GenericClient, device_id: i64) -> R
 
 /// Marks a snapshot as approved (the intended state of the device); false if there is no such
 /// snapshot for the device.
-pub async fn approve(client: &impl GenericClient, device_id: i64, snapshot_id: i64, by: &str) -> Result<bool, tokio_postgres::Error> {
+pub async fn approve(
+    client: &impl GenericClient,
+    device_id: i64,
+    snapshot_id: i64,
+    by: &str,
+) -> Result<bool, tokio_postgres::Error> {
     Ok(client
         .execute(
             "UPDATE config_snapshot SET approved_at = now(), approved_by = $3 WHERE id = $1 AND device_id = $2",
@@ -303,7 +328,10 @@ pub async fn events_after(
 
 /// The two snapshots `config diff` compares when not told: the latest, and the one before it
 /// in the backup history (a different content).
-pub async fn latest_two(client: &impl GenericClient, device_id: i64) -> Result<(Option<i64>, Option<i64>), tokio_postgres::Error> {
+pub async fn latest_two(
+    client: &impl GenericClient,
+    device_id: i64,
+) -> Result<(Option<i64>, Option<i64>), tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT snapshot_id FROM config_backup WHERE device_id = $1 AND status = 'ok' AND snapshot_id IS NOT NULL \

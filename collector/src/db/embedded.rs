@@ -34,9 +34,7 @@ pub struct EmbeddedOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    #[error(
-        "no PostgreSQL server binaries found ({searched}); install postgresql-15 or set database.url"
-    )]
+    #[error("no PostgreSQL server binaries found ({searched}); install postgresql-15 or set database.url")]
     NoBinaries { searched: String },
     #[error(
         "running as root, but there is no `postgres` system user to run the embedded PostgreSQL as \
@@ -44,19 +42,11 @@ pub enum EmbeddedError {
     )]
     NoPostgresUser,
     #[error("embedded PostgreSQL: {what} {}: {source}", path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Io { what: &'static str, path: PathBuf, source: io::Error },
     #[error("embedded PostgreSQL: socket path {} is {len} bytes, over the 107-byte limit of unix sockets; use a shorter data dir", path.display())]
     SocketPathTooLong { path: PathBuf, len: usize },
     #[error("embedded PostgreSQL: initdb failed for {}{hint}:\n{output}", data_dir.display())]
-    Initdb {
-        data_dir: PathBuf,
-        hint: &'static str,
-        output: String,
-    },
+    Initdb { data_dir: PathBuf, hint: &'static str, output: String },
     #[error(
         "embedded PostgreSQL: a server (pid {pid}) is already running on {}; stop it with \
          `pg_ctl -D {} stop -m fast` or point database.url at it", data_dir.display(), data_dir.display()
@@ -66,12 +56,7 @@ pub enum EmbeddedError {
         "embedded PostgreSQL failed to start on {}: {output}\nlast lines of the server log {}:\n{log_tail}",
         data_dir.display(), log.display()
     )]
-    Start {
-        data_dir: PathBuf,
-        output: String,
-        log: PathBuf,
-        log_tail: String,
-    },
+    Start { data_dir: PathBuf, output: String, log: PathBuf, log_tail: String },
     #[error("embedded PostgreSQL: stopping the server on {} failed: {output}", data_dir.display())]
     Stop { data_dir: PathBuf, output: String },
 }
@@ -113,22 +98,12 @@ impl EmbeddedPostgres {
 
     /// Like [`EmbeddedPostgres::start`], with extra server settings (`name`, `value`) such as `("fsync", "off")`
     /// for throwaway test clusters. They are written to `netwarden.conf` in the data dir on every start.
-    pub fn start_with_settings(
-        opts: EmbeddedOptions,
-        settings: &[(&str, &str)],
-    ) -> Result<Self, EmbeddedError> {
+    pub fn start_with_settings(opts: EmbeddedOptions, settings: &[(&str, &str)]) -> Result<Self, EmbeddedError> {
         let data_dir = absolute(&opts.data_dir)?;
         let bin_dir = find_bin_dir(opts.bin_dir.as_deref())?;
         let run_as = if geteuid().is_root() {
-            let user = User::from_name(SUPERUSER)
-                .ok()
-                .flatten()
-                .ok_or(EmbeddedError::NoPostgresUser)?;
-            Some(RunAs {
-                uid: user.uid.as_raw(),
-                gid: user.gid.as_raw(),
-                home: user.dir,
-            })
+            let user = User::from_name(SUPERUSER).ok().flatten().ok_or(EmbeddedError::NoPostgresUser)?;
+            Some(RunAs { uid: user.uid.as_raw(), gid: user.gid.as_raw(), home: user.dir })
         } else {
             None
         };
@@ -139,13 +114,7 @@ impl EmbeddedPostgres {
             return Err(EmbeddedError::SocketPathTooLong { path: socket, len });
         }
 
-        let mut pg = EmbeddedPostgres {
-            bin_dir,
-            data_dir,
-            port,
-            run_as,
-            running: false,
-        };
+        let mut pg = EmbeddedPostgres { bin_dir, data_dir, port, run_as, running: false };
         pg.prepare_data_dir()?;
         if !pg.data_dir.join("PG_VERSION").exists() {
             pg.initdb()?;
@@ -202,37 +171,20 @@ impl EmbeddedPostgres {
             return Ok(());
         }
         self.running = false;
-        let out = self.pg_ctl(&[
-            "stop",
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            &STOP_TIMEOUT_SECS.to_string(),
-        ]);
+        let out = self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", &STOP_TIMEOUT_SECS.to_string()]);
         match out {
             Ok(out) if out.status.success() => {
                 tracing::info!(data_dir = %self.data_dir.display(), "embedded PostgreSQL stopped");
                 Ok(())
             }
-            Ok(out) => Err(EmbeddedError::Stop {
-                data_dir: self.data_dir.clone(),
-                output: output_text(&out),
-            }),
-            Err(e) => Err(EmbeddedError::Stop {
-                data_dir: self.data_dir.clone(),
-                output: e.to_string(),
-            }),
+            Ok(out) => Err(EmbeddedError::Stop { data_dir: self.data_dir.clone(), output: output_text(&out) }),
+            Err(e) => Err(EmbeddedError::Stop { data_dir: self.data_dir.clone(), output: e.to_string() }),
         }
     }
 
     /// Creates the data dir (mode 0700, owned by the server's user) unless it exists.
     fn prepare_data_dir(&self) -> Result<(), EmbeddedError> {
-        let io_err = |what, source| EmbeddedError::Io {
-            what,
-            path: self.data_dir.clone(),
-            source,
-        };
+        let io_err = |what, source| EmbeddedError::Io { what, path: self.data_dir.clone(), source };
         fs::create_dir_all(&self.data_dir).map_err(|e| io_err("creating data dir", e))?;
         if let Some(user) = &self.run_as {
             let meta = fs::metadata(&self.data_dir).map_err(|e| io_err("reading data dir", e))?;
@@ -264,11 +216,7 @@ impl EmbeddedPostgres {
             } else {
                 ""
             };
-            return Err(EmbeddedError::Initdb {
-                data_dir: self.data_dir.clone(),
-                hint,
-                output: output_text(&out),
-            });
+            return Err(EmbeddedError::Initdb { data_dir: self.data_dir.clone(), hint, output: output_text(&out) });
         }
         let conf = self.data_dir.join("postgresql.conf");
         let include = format!(
@@ -278,37 +226,24 @@ impl EmbeddedPostgres {
             .append(true)
             .open(&conf)
             .and_then(|mut f| io::Write::write_all(&mut f, include.as_bytes()))
-            .map_err(|e| EmbeddedError::Io {
-                what: "appending the include to",
-                path: conf,
-                source: e,
-            })
+            .map_err(|e| EmbeddedError::Io { what: "appending the include to", path: conf, source: e })
     }
 
     fn write_settings(&self, extra: &[(&str, &str)]) -> Result<(), EmbeddedError> {
-        let mut text = String::from(
-            "# written by netwarden on every start of its embedded PostgreSQL; edits are lost\n",
-        );
+        let mut text =
+            String::from("# written by netwarden on every start of its embedded PostgreSQL; edits are lost\n");
         let socket_dir = self.socket_dir().to_string_lossy().into_owned();
         let port = self.port.to_string();
-        let base = [
-            ("listen_addresses", ""),
-            ("port", port.as_str()),
-            ("unix_socket_directories", socket_dir.as_str()),
-        ];
+        let base =
+            [("listen_addresses", ""), ("port", port.as_str()), ("unix_socket_directories", socket_dir.as_str())];
         for (name, value) in base.iter().chain(extra) {
             text.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
         }
         let path = self.data_dir.join(SETTINGS_FILE);
-        let io_err = |what, source| EmbeddedError::Io {
-            what,
-            path: path.clone(),
-            source,
-        };
+        let io_err = |what, source| EmbeddedError::Io { what, path: path.clone(), source };
         fs::write(&path, text).map_err(|e| io_err("writing", e))?;
         if let Some(user) = &self.run_as {
-            chown(&path, Some(user.uid), Some(user.gid))
-                .map_err(|e| io_err("handing to the postgres user", e))?;
+            chown(&path, Some(user.uid), Some(user.gid)).map_err(|e| io_err("handing to the postgres user", e))?;
         }
         Ok(())
     }
@@ -318,9 +253,7 @@ impl EmbeddedPostgres {
     /// A live postgres there is a real second server. A pid that no longer exists is left to postgres, which
     /// then also cleans up the dead server's shared memory.
     fn clear_stale_pid_file(&self) -> Result<(), EmbeddedError> {
-        let socket_lock = self
-            .socket_dir()
-            .join(format!(".s.PGSQL.{}.lock", self.port));
+        let socket_lock = self.socket_dir().join(format!(".s.PGSQL.{}.lock", self.port));
         for path in [self.data_dir.join("postmaster.pid"), socket_lock] {
             let Some(pid) = read_lock_file_pid(&path) else {
                 continue;
@@ -328,10 +261,7 @@ impl EmbeddedPostgres {
             match process_state(pid) {
                 ProcessState::Gone => {}
                 ProcessState::LivePostgres => {
-                    return Err(EmbeddedError::AlreadyRunning {
-                        data_dir: self.data_dir.clone(),
-                        pid,
-                    });
+                    return Err(EmbeddedError::AlreadyRunning { data_dir: self.data_dir.clone(), pid });
                 }
                 ProcessState::ZombieOrOther => {
                     tracing::warn!(pid, path = %path.display(), "removing a lock file left by a server that did not stop cleanly");
@@ -360,12 +290,7 @@ impl EmbeddedPostgres {
             Ok(out) => output_text(&out),
             Err(e) => format!("running {}: {e}", self.bin_dir.join("pg_ctl").display()),
         };
-        Err(EmbeddedError::Start {
-            data_dir: self.data_dir.clone(),
-            output: failure,
-            log_tail: tail(&log),
-            log,
-        })
+        Err(EmbeddedError::Start { data_dir: self.data_dir.clone(), output: failure, log_tail: tail(&log), log })
     }
 
     fn pg_ctl(&self, args: &[&str]) -> io::Result<Output> {
@@ -380,23 +305,12 @@ impl EmbeddedPostgres {
         // The caller's working directory may be unreadable to the postgres user (e.g. /root), and initdb
         // and pg_ctl look at it.
         cmd.current_dir("/").stdin(Stdio::null());
-        for var in [
-            "PGDATA",
-            "PGPORT",
-            "PGHOST",
-            "PGUSER",
-            "PGDATABASE",
-            "PGOPTIONS",
-        ] {
+        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGOPTIONS"] {
             cmd.env_remove(var);
         }
         if let Some(user) = &self.run_as {
             // std clears the supplementary groups when it sets the uid.
-            cmd.uid(user.uid)
-                .gid(user.gid)
-                .env("HOME", &user.home)
-                .env("USER", SUPERUSER)
-                .env("LOGNAME", SUPERUSER);
+            cmd.uid(user.uid).gid(user.gid).env("HOME", &user.home).env("USER", SUPERUSER).env("LOGNAME", SUPERUSER);
         }
         cmd
     }
@@ -431,29 +345,18 @@ fn find_bin_dir(explicit: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
             Ok(dir.to_path_buf())
         } else {
             Err(EmbeddedError::NoBinaries {
-                searched: format!(
-                    "bin_dir {} lacks one of {}",
-                    dir.display(),
-                    SERVER_PROGRAMS.join(", ")
-                ),
+                searched: format!("bin_dir {} lacks one of {}", dir.display(), SERVER_PROGRAMS.join(", ")),
             })
         };
     }
     let mut searched = Vec::new();
-    match Command::new("pg_config")
-        .arg("--bindir")
-        .stdin(Stdio::null())
-        .output()
-    {
+    match Command::new("pg_config").arg("--bindir").stdin(Stdio::null()).output() {
         Ok(out) if out.status.success() => {
             let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             if has_server_programs(&dir) {
                 return Ok(dir);
             }
-            searched.push(format!(
-                "pg_config --bindir gave {}, without the server programs",
-                dir.display()
-            ));
+            searched.push(format!("pg_config --bindir gave {}, without the server programs", dir.display()));
         }
         _ => searched.push("no working pg_config on PATH".to_owned()),
     }
@@ -473,9 +376,7 @@ fn find_bin_dir(explicit: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
         return Ok(bin);
     }
     searched.push(format!("no {}/<version>/bin with initdb", debian.display()));
-    Err(EmbeddedError::NoBinaries {
-        searched: searched.join("; "),
-    })
+    Err(EmbeddedError::NoBinaries { searched: searched.join("; ") })
 }
 
 fn read_postmaster_pid(data_dir: &Path) -> Option<i32> {
@@ -485,12 +386,7 @@ fn read_postmaster_pid(data_dir: &Path) -> Option<i32> {
 /// The pid on the first line of `postmaster.pid` or a socket lock file.
 fn read_lock_file_pid(path: &Path) -> Option<i32> {
     let text = fs::read_to_string(path).ok()?;
-    text.lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-        .filter(|pid: &i32| *pid > 0)
+    text.lines().next()?.trim().parse().ok().filter(|pid: &i32| *pid > 0)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -558,10 +454,7 @@ mod tests {
     use std::time::Duration;
 
     fn tempdir() -> tempfile::TempDir {
-        let dir = tempfile::Builder::new()
-            .prefix("nw-embedded-")
-            .tempdir()
-            .expect("creating temp dir");
+        let dir = tempfile::Builder::new().prefix("nw-embedded-").tempdir().expect("creating temp dir");
         // Under root the server runs as `postgres`, which must be able to reach the data dir.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
         dir
@@ -569,10 +462,7 @@ mod tests {
 
     /// Runs one statement on its own runtime, so the tests can stay synchronous like the API.
     fn query(conn: &str, sql: &str) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
             let task = tokio::spawn(connection);
@@ -586,11 +476,7 @@ mod tests {
     #[test]
     fn restart_reuses_the_data_dir_and_survives_a_crash() {
         let dir = tempdir();
-        let opts = EmbeddedOptions {
-            data_dir: dir.path().join("data"),
-            port: Some(54329),
-            bin_dir: None,
-        };
+        let opts = EmbeddedOptions { data_dir: dir.path().join("data"), port: Some(54329), bin_dir: None };
 
         let started = std::time::Instant::now();
         let pg = EmbeddedPostgres::start(opts.clone()).expect("first start");
@@ -628,38 +514,22 @@ mod tests {
     #[test]
     fn second_server_on_the_same_data_dir_is_refused() {
         let dir = tempdir();
-        let opts = EmbeddedOptions {
-            data_dir: dir.path().join("data"),
-            port: None,
-            bin_dir: None,
-        };
+        let opts = EmbeddedOptions { data_dir: dir.path().join("data"), port: None, bin_dir: None };
         let pg = EmbeddedPostgres::start(opts.clone()).expect("first start");
         let err = EmbeddedPostgres::start(opts).expect_err("second start must fail");
-        assert!(
-            matches!(err, EmbeddedError::AlreadyRunning { pid, .. } if Some(pid) == pg.pid()),
-            "{err}"
-        );
+        assert!(matches!(err, EmbeddedError::AlreadyRunning { pid, .. } if Some(pid) == pg.pid()), "{err}");
         assert!(pg.connection_string().contains("port=5432"));
     }
 
     #[test]
     fn a_bin_dir_without_server_programs_is_a_clear_error() {
         let dir = tempdir();
-        let opts = EmbeddedOptions {
-            data_dir: dir.path().join("data"),
-            port: None,
-            bin_dir: Some(dir.path().to_path_buf()),
-        };
+        let opts =
+            EmbeddedOptions { data_dir: dir.path().join("data"), port: None, bin_dir: Some(dir.path().to_path_buf()) };
         let err = EmbeddedPostgres::start(opts).expect_err("must fail");
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("no PostgreSQL server binaries found"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("install postgresql-15 or set database.url"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("no PostgreSQL server binaries found"), "{msg}");
+        assert!(msg.contains("install postgresql-15 or set database.url"), "{msg}");
     }
 
     #[test]

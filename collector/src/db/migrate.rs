@@ -46,7 +46,9 @@ pub struct MigrateReport {
 pub enum MigrateError {
     #[error("migration {file}: {source}")]
     Apply { file: String, source: tokio_postgres::Error },
-    #[error("migration {file} was changed after it was applied (checksum {found} in the database, {expected} now); add a new migration instead")]
+    #[error(
+        "migration {file} was changed after it was applied (checksum {found} in the database, {expected} now); add a new migration instead"
+    )]
     Changed { file: String, found: String, expected: String },
     #[error("migration {0} has no file for back-end {1}")]
     MissingVariant(String, &'static str),
@@ -115,7 +117,10 @@ fn checksum(s: &str) -> String {
 }
 
 /// Applies every pending migration. Safe to run concurrently from several processes.
-pub async fn migrate(client: &mut tokio_postgres::Client, choice: BackendChoice) -> Result<MigrateReport, MigrateError> {
+pub async fn migrate(
+    client: &mut tokio_postgres::Client,
+    choice: BackendChoice,
+) -> Result<MigrateReport, MigrateError> {
     client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]).await?;
     let result = migrate_locked(client, choice).await;
     // Unlock even on failure; the session ends anyway if this fails.
@@ -123,7 +128,10 @@ pub async fn migrate(client: &mut tokio_postgres::Client, choice: BackendChoice)
     result
 }
 
-async fn migrate_locked(client: &mut tokio_postgres::Client, choice: BackendChoice) -> Result<MigrateReport, MigrateError> {
+async fn migrate_locked(
+    client: &mut tokio_postgres::Client,
+    choice: BackendChoice,
+) -> Result<MigrateReport, MigrateError> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS netwarden_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -143,8 +151,12 @@ async fn migrate_locked(client: &mut tokio_postgres::Client, choice: BackendChoi
     for m in migrations() {
         let (file, sql) = match (m.common, backend) {
             (Some(c), _) => c,
-            (None, Backend::Partitioned) => m.partitioned.ok_or(MigrateError::MissingVariant(m.name.clone(), "partitioned"))?,
-            (None, Backend::TimescaleDb) => m.timescaledb.ok_or(MigrateError::MissingVariant(m.name.clone(), "timescaledb"))?,
+            (None, Backend::Partitioned) => {
+                m.partitioned.ok_or(MigrateError::MissingVariant(m.name.clone(), "partitioned"))?
+            }
+            (None, Backend::TimescaleDb) => {
+                m.timescaledb.ok_or(MigrateError::MissingVariant(m.name.clone(), "timescaledb"))?
+            }
         };
         let sum = checksum(sql);
         if let Some((done_file, done_sum)) = applied.get(&m.version) {
@@ -188,7 +200,10 @@ async fn backend(client: &mut tokio_postgres::Client, choice: BackendChoice) -> 
             // role sees in pg_settings (a mere placeholder from postgresql.conf is not listed).
             let preloaded: bool = available
                 && client
-                    .query_one("SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.max_background_workers')", &[])
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.max_background_workers')",
+                        &[],
+                    )
                     .await?
                     .get::<_, bool>(0);
             let created = if available && !preloaded {

@@ -23,7 +23,8 @@ pub enum DbError {
 /// wrong URL fails at start-up, not at the first poll.
 pub async fn connect(url: &str, max_size: usize) -> Result<DbPool, DbError> {
     let cfg: tokio_postgres::Config = url.parse().map_err(DbError::BadUrl)?;
-    let mgr = Manager::from_config(cfg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let mgr =
+        Manager::from_config(cfg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(mgr).max_size(max_size).build().map_err(|e| DbError::Pool(e.to_string()))?;
     let _probe = pool.get().await.map_err(|e| DbError::Connect(e.to_string()))?;
     Ok(pool)

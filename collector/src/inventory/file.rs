@@ -4,9 +4,7 @@
 //! `deny_unknown_fields`), then checked and turned into a [`Device`]. Every problem in the file
 //! is collected; if there is any, no device is returned, so a file is never half-applied.
 
-use super::model::{
-    AuthProtocol, Device, PrivProtocol, SnmpCredentials, SnmpV3Credentials, SshAuth, SshCredentials,
-};
+use super::model::{AuthProtocol, Device, PrivProtocol, SnmpCredentials, SnmpV3Credentials, SshAuth, SshCredentials};
 use super::node::{self, Node, NodeKind};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -100,17 +98,10 @@ pub enum KeyFiles {
 }
 
 /// Reads and parses an inventory file, reading `ssh.key_file` paths relative to its directory.
-pub fn read_inventory_file(
-    path: &Path,
-    format: Option<Format>,
-) -> Result<Vec<Device>, InventoryErrors> {
+pub fn read_inventory_file(path: &Path, format: Option<Format>) -> Result<Vec<Device>, InventoryErrors> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| InventoryErrors {
-        errors: vec![InventoryError {
-            file: name.clone(),
-            line: None,
-            message: format!("cannot read: {e}"),
-        }],
+        errors: vec![InventoryError { file: name.clone(), line: None, message: format!("cannot read: {e}") }],
     })?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse_inventory_with(&name, &text, format, &KeyFiles::ReadFrom(dir))
@@ -119,11 +110,7 @@ pub fn read_inventory_file(
 /// Parses and validates a whole inventory without touching the disk (`ssh.key_file` is refused;
 /// see [`parse_inventory_with`]). `path_or_name` names the file in errors and picks the format
 /// from its extension unless `format` is given.
-pub fn parse_inventory(
-    path_or_name: &str,
-    text: &str,
-    format: Option<Format>,
-) -> Result<Vec<Device>, InventoryErrors> {
+pub fn parse_inventory(path_or_name: &str, text: &str, format: Option<Format>) -> Result<Vec<Device>, InventoryErrors> {
     parse_inventory_with(path_or_name, text, format, &KeyFiles::Refuse)
 }
 
@@ -134,12 +121,8 @@ pub fn parse_inventory_with(
     format: Option<Format>,
     key_files: &KeyFiles,
 ) -> Result<Vec<Device>, InventoryErrors> {
-    let mut compiler = Compiler {
-        file: path_or_name,
-        key_files,
-        errors: Vec::new(),
-        first_line_of_name: HashMap::new(),
-    };
+    let mut compiler =
+        Compiler { file: path_or_name, key_files, errors: Vec::new(), first_line_of_name: HashMap::new() };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let devices = match format.or_else(|| Format::from_path(path_or_name)) {
         Some(Format::Yaml) => compiler.yaml(text),
@@ -233,14 +216,8 @@ const CSV_COLUMNS: [(&str, &str); 22] = [
 /// Columns a CSV header must have.
 const CSV_REQUIRED: [&str; 3] = ["name", "address", "snmp_version"];
 /// Cells kept byte for byte; every other cell is trimmed.
-const SECRET_PATHS: [&str; 6] = [
-    "snmp.community",
-    "snmp.auth_password",
-    "snmp.priv_password",
-    "ssh.password",
-    "ssh.key",
-    "ssh.passphrase",
-];
+const SECRET_PATHS: [&str; 6] =
+    ["snmp.community", "snmp.auth_password", "snmp.priv_password", "ssh.password", "ssh.key", "ssh.passphrase"];
 
 /// Where a device came from, to put a line and a field name on each error.
 #[derive(Clone, Copy)]
@@ -261,10 +238,7 @@ impl Origin<'_> {
     fn field<'p>(&self, path: &'p str) -> &'p str {
         match self {
             Origin::Yaml(_) => path,
-            Origin::Csv(_) => CSV_COLUMNS
-                .iter()
-                .find(|(_, p)| *p == path)
-                .map_or(path, |(column, _)| column),
+            Origin::Csv(_) => CSV_COLUMNS.iter().find(|(_, p)| *p == path).map_or(path, |(column, _)| column),
         }
     }
 }
@@ -279,15 +253,9 @@ struct DeviceSite<'a> {
 
 impl DeviceSite<'_> {
     fn is_suppressed(&self, path: &str) -> bool {
-        let within = |inner: &str, outer: &str| {
-            inner == outer
-                || inner
-                    .strip_prefix(outer)
-                    .is_some_and(|r| r.starts_with('.'))
-        };
-        self.suppressed
-            .iter()
-            .any(|s| within(path, s) || within(s, path))
+        let within =
+            |inner: &str, outer: &str| inner == outer || inner.strip_prefix(outer).is_some_and(|r| r.starts_with('.'));
+        self.suppressed.iter().any(|s| within(path, s) || within(s, path))
     }
 }
 
@@ -316,11 +284,7 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn file_error(&mut self, line: Option<u64>, message: String) {
-        self.errors.push(InventoryError {
-            file: self.file.to_owned(),
-            line,
-            message,
-        });
+        self.errors.push(InventoryError { file: self.file.to_owned(), line, message });
     }
 
     /// An error about `path` (a YAML-style field path) of one device.
@@ -339,11 +303,9 @@ impl Compiler<'_> {
         };
         let line = site.origin.line("name");
         match self.first_line_of_name.get(name) {
-            Some(&first) => self.error(
-                site,
-                "name",
-                format!("name {name:?} is already used by the device on line {first}"),
-            ),
+            Some(&first) => {
+                self.error(site, "name", format!("name {name:?} is already used by the device on line {first}"))
+            }
             None => {
                 self.first_line_of_name.insert(name.to_owned(), line);
             }
@@ -362,10 +324,7 @@ impl Compiler<'_> {
         };
         let devices = match &root.kind {
             NodeKind::Map(entries) => {
-                for (key, _) in entries
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != Some("devices"))
-                {
+                for (key, _) in entries.iter().filter(|(k, _)| k.as_str() != Some("devices")) {
                     let key = key.as_str().unwrap_or("?");
                     self.file_error(
                         Some(root.line_of(key)),
@@ -377,20 +336,14 @@ impl Compiler<'_> {
             _ => None,
         };
         let Some(devices) = devices else {
-            self.file_error(
-                Some(root.line),
-                "expected a mapping with a `devices:` list".to_owned(),
-            );
+            self.file_error(Some(root.line), "expected a mapping with a `devices:` list".to_owned());
             return Vec::new();
         };
         let entries = match &devices.kind {
             NodeKind::Seq(entries) => entries.as_slice(),
             NodeKind::Null => &[],
             _ => {
-                self.file_error(
-                    Some(devices.line),
-                    format!("`devices` must be a list, found {}", devices.kind_name()),
-                );
+                self.file_error(Some(devices.line), format!("`devices` must be a list, found {}", devices.kind_name()));
                 return Vec::new();
             }
         };
@@ -398,11 +351,8 @@ impl Compiler<'_> {
         let mut out = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             let name = entry.entry("name").and_then(|(_, v)| v.as_str());
-            let mut site = DeviceSite {
-                origin: Origin::Yaml(entry),
-                label: device_label(name, index),
-                suppressed: Vec::new(),
-            };
+            let mut site =
+                DeviceSite { origin: Origin::Yaml(entry), label: device_label(name, index), suppressed: Vec::new() };
             self.check_unique_name(&site, name);
             let (raw, errors) = node::from_node_collecting::<RawDevice>(entry);
             for e in &errors {
@@ -413,11 +363,7 @@ impl Compiler<'_> {
                 self.file_error(Some(e.line.unwrap_or(entry.line)), message);
             }
             // What was cut out is already reported; don't report it again as missing.
-            site.suppressed = errors
-                .iter()
-                .filter(|e| !e.at_key)
-                .map(|e| e.path.join("."))
-                .collect();
+            site.suppressed = errors.iter().filter(|e| !e.at_key).map(|e| e.path.join(".")).collect();
             if let Some(raw) = raw {
                 out.extend(self.device(&site, raw));
             }
@@ -428,10 +374,7 @@ impl Compiler<'_> {
     // ---- CSV ----
 
     fn csv(&mut self, text: &str) -> Vec<Device> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .comment(Some(b'#'))
-            .from_reader(text.as_bytes());
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).comment(Some(b'#')).from_reader(text.as_bytes());
         let header = match reader.headers() {
             Ok(header) => header.clone(),
             Err(e) => {
@@ -445,36 +388,24 @@ impl Compiler<'_> {
         let mut seen: Vec<&str> = Vec::new();
         let before = self.errors.len();
         for column in header.iter().map(str::trim) {
-            match CSV_COLUMNS
-                .iter()
-                .find(|(c, _)| c.eq_ignore_ascii_case(column))
-            {
+            match CSV_COLUMNS.iter().find(|(c, _)| c.eq_ignore_ascii_case(column)) {
                 Some(&(canonical, path)) if !seen.contains(&canonical) => {
                     seen.push(canonical);
                     columns.push(Some(path));
                 }
                 Some(_) => {
-                    self.file_error(
-                        Some(header_line),
-                        format!("column `{column}` appears twice in the header"),
-                    );
+                    self.file_error(Some(header_line), format!("column `{column}` appears twice in the header"));
                     columns.push(None);
                 }
                 None => {
                     let known = CSV_COLUMNS.map(|(c, _)| c).join(", ");
-                    self.file_error(
-                        Some(header_line),
-                        format!("unknown column `{column}`, expected one of {known}"),
-                    );
+                    self.file_error(Some(header_line), format!("unknown column `{column}`, expected one of {known}"));
                     columns.push(None);
                 }
             }
         }
         for required in CSV_REQUIRED.iter().filter(|r| !seen.contains(r)) {
-            self.file_error(
-                Some(header_line),
-                format!("the header has no `{required}` column"),
-            );
+            self.file_error(Some(header_line), format!("the header has no `{required}` column"));
         }
         if self.errors.len() > before {
             // Rows cannot be read reliably against a broken header.
@@ -488,13 +419,8 @@ impl Compiler<'_> {
                 Err(e) => {
                     let line = e.position().map(|p| p.line());
                     let message = match e.kind() {
-                        csv::ErrorKind::UnequalLengths {
-                            expected_len, len, ..
-                        } => {
-                            format!(
-                                "row #{}: expected {expected_len} fields, found {len}",
-                                index + 1
-                            )
+                        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                            format!("row #{}: expected {expected_len} fields, found {len}", index + 1)
                         }
                         _ => format!("row #{}: {e}", index + 1),
                     };
@@ -506,11 +432,7 @@ impl Compiler<'_> {
             let mut cells: HashMap<&str, String> = HashMap::new();
             for (path, cell) in columns.iter().zip(record.iter()) {
                 let Some(path) = path else { continue };
-                let cell = if SECRET_PATHS.contains(path) {
-                    cell
-                } else {
-                    cell.trim()
-                };
+                let cell = if SECRET_PATHS.contains(path) { cell } else { cell.trim() };
                 if !cell.is_empty() {
                     cells.insert(path, cell.to_owned());
                 }
@@ -535,53 +457,37 @@ impl Compiler<'_> {
         let name = self.name(site, raw.name);
         let address = match text(raw.address) {
             None => {
-                self.error(
-                    site,
-                    "address",
-                    format_args!("{} is missing", site.origin.field("address")),
-                );
+                self.error(site, "address", format_args!("{} is missing", site.origin.field("address")));
                 None
             }
             Some(address) => match parse_address(&address) {
                 Ok(parsed) => Some(parsed),
                 Err(reason) => {
-                    self.error(
-                        site,
-                        "address",
-                        format_args!("{} {address:?}: {reason}", site.origin.field("address")),
-                    );
+                    self.error(site, "address", format_args!("{} {address:?}: {reason}", site.origin.field("address")));
                     None
                 }
             },
         };
         let tags = self.tags(site, raw.tags.unwrap_or_default());
-        let poll_interval =
-            text(raw.poll_interval).and_then(|value| match parse_interval(&value) {
-                Ok(interval) => Some(interval),
-                Err(reason) => {
-                    self.error(
-                        site,
-                        "poll_interval",
-                        format_args!("{} {value:?}: {reason}", site.origin.field("poll_interval")),
-                    );
-                    None
-                }
-            });
-        let snmp = match raw.snmp {
-            Some(snmp) => self.snmp(site, snmp),
-            None => {
+        let poll_interval = text(raw.poll_interval).and_then(|value| match parse_interval(&value) {
+            Ok(interval) => Some(interval),
+            Err(reason) => {
                 self.error(
                     site,
-                    "snmp",
-                    "snmp is missing (e.g. `snmp: { version: v2c, community: ... }`)",
+                    "poll_interval",
+                    format_args!("{} {value:?}: {reason}", site.origin.field("poll_interval")),
                 );
                 None
             }
+        });
+        let snmp = match raw.snmp {
+            Some(snmp) => self.snmp(site, snmp),
+            None => {
+                self.error(site, "snmp", "snmp is missing (e.g. `snmp: { version: v2c, community: ... }`)");
+                None
+            }
         };
-        let ssh = raw
-            .ssh
-            .and_then(|ssh| self.ssh(site, ssh).map(Some))
-            .unwrap_or(None);
+        let ssh = raw.ssh.and_then(|ssh| self.ssh(site, ssh).map(Some)).unwrap_or(None);
 
         if self.errors.len() > before {
             return None;
@@ -608,22 +514,11 @@ impl Compiler<'_> {
             self.error(site, "name", "name is missing or empty");
             return None;
         };
-        if name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
-        {
-            self.error(
-                site,
-                "name",
-                format_args!("name {name:?} must not contain spaces, control characters or '/'"),
-            );
+        if name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+            self.error(site, "name", format_args!("name {name:?} must not contain spaces, control characters or '/'"));
             None
         } else if name.chars().count() > MAX_NAME_LEN {
-            self.error(
-                site,
-                "name",
-                format_args!("name is longer than {MAX_NAME_LEN} characters"),
-            );
+            self.error(site, "name", format_args!("name is longer than {MAX_NAME_LEN} characters"));
             None
         } else {
             Some(name)
@@ -635,11 +530,7 @@ impl Compiler<'_> {
         for tag in raw.iter().map(|t| t.trim()) {
             if tag.is_empty() || tag.contains(';') || tag.chars().any(char::is_control) {
                 let field = site.origin.field("tags");
-                self.error(
-                    site,
-                    "tags",
-                    format_args!("{field}: tag {tag:?} must be non-empty and contain no ';'"),
-                );
+                self.error(site, "tags", format_args!("{field}: tag {tag:?} must be non-empty and contain no ';'"));
             } else if !tags.iter().any(|t| t == tag) {
                 tags.push(tag.to_owned());
             }
@@ -661,21 +552,13 @@ impl Compiler<'_> {
                     ("snmp.context", &raw.context),
                 ];
                 for (path, _) in v3_only.into_iter().filter(|(_, v)| is_set(v)) {
-                    self.error(
-                        site,
-                        path,
-                        format_args!("{} is only used with version v3", field(path)),
-                    );
+                    self.error(site, path, format_args!("{} is only used with version v3", field(path)));
                 }
                 match raw.community.filter(|c| !c.is_empty()) {
                     Some(community) => Some(SnmpCredentials::V2c { community }),
                     None => {
                         let path = "snmp.community";
-                        self.error(
-                            site,
-                            path,
-                            format_args!("{} is missing (required for v2c)", field(path)),
-                        );
+                        self.error(site, path, format_args!("{} is missing (required for v2c)", field(path)));
                         None
                     }
                 }
@@ -683,20 +566,12 @@ impl Compiler<'_> {
             Some("v3" | "3") => self.snmp_v3(site, raw).map(SnmpCredentials::V3),
             Some(other) => {
                 let path = "snmp.version";
-                self.error(
-                    site,
-                    path,
-                    format_args!("{} {other:?} is not one of v2c, v3", field(path)),
-                );
+                self.error(site, path, format_args!("{} {other:?} is not one of v2c, v3", field(path)));
                 None
             }
             None => {
                 let path = "snmp.version";
-                self.error(
-                    site,
-                    path,
-                    format_args!("{} is missing: v2c or v3", field(path)),
-                );
+                self.error(site, path, format_args!("{} is missing: v2c or v3", field(path)));
                 None
             }
         }
@@ -707,37 +582,24 @@ impl Compiler<'_> {
         let field = |path| site.origin.field(path);
         if is_set(&raw.community) {
             let path = "snmp.community";
-            self.error(
-                site,
-                path,
-                format_args!("{} is only used with version v2c", field(path)),
-            );
+            self.error(site, path, format_args!("{} is only used with version v2c", field(path)));
         }
         let user = text(raw.user);
         match &user {
-            None => self.error(
-                site,
-                "snmp.user",
-                format_args!("{} is missing (required for v3)", field("snmp.user")),
-            ),
+            None => self.error(site, "snmp.user", format_args!("{} is missing (required for v3)", field("snmp.user"))),
             Some(user) if user.chars().count() > MAX_V3_USER_LEN => self.error(
                 site,
                 "snmp.user",
-                format_args!(
-                    "{} is longer than {MAX_V3_USER_LEN} characters",
-                    field("snmp.user")
-                ),
+                format_args!("{} is longer than {MAX_V3_USER_LEN} characters", field("snmp.user")),
             ),
             Some(_) => {}
         }
 
         let auth_named = text(raw.auth.clone()).is_some();
-        let auth = self.v3_protocol(
-            site,
-            ("snmp.auth", text(raw.auth)),
-            ("snmp.auth_password", raw.auth_password),
-            |name| AuthProtocol::from_name(name).ok_or_else(AuthProtocol::names),
-        );
+        let auth =
+            self.v3_protocol(site, ("snmp.auth", text(raw.auth)), ("snmp.auth_password", raw.auth_password), |name| {
+                AuthProtocol::from_name(name).ok_or_else(AuthProtocol::names)
+            });
         if text(raw.privacy.clone()).is_some() && !auth_named {
             self.error(
                 site,
@@ -759,12 +621,7 @@ impl Compiler<'_> {
         if self.errors.len() > before {
             return None;
         }
-        Some(SnmpV3Credentials {
-            user: user?,
-            auth,
-            privacy,
-            context,
-        })
+        Some(SnmpV3Credentials { user: user?, auth, privacy, context })
     }
 
     /// Checks a protocol name with its password; `parse` returns the valid names on failure.
@@ -775,39 +632,24 @@ impl Compiler<'_> {
         (password_path, password): (&str, Option<String>),
         parse: impl Fn(&str) -> Result<P, String>,
     ) -> Option<(P, String)> {
-        let (proto_field, password_field) = (
-            site.origin.field(proto_path),
-            site.origin.field(password_path),
-        );
+        let (proto_field, password_field) = (site.origin.field(proto_path), site.origin.field(password_path));
         let password = password.filter(|p| !p.is_empty());
         let Some(proto) = proto else {
             if password.is_some() {
-                self.error(
-                    site,
-                    password_path,
-                    format_args!("{password_field} is set but {proto_field} is not"),
-                );
+                self.error(site, password_path, format_args!("{password_field} is set but {proto_field} is not"));
             }
             return None;
         };
         let parsed = match parse(&proto) {
             Ok(parsed) => Some(parsed),
             Err(names) => {
-                self.error(
-                    site,
-                    proto_path,
-                    format_args!("{proto_field} {proto:?} is not one of {names}"),
-                );
+                self.error(site, proto_path, format_args!("{proto_field} {proto:?} is not one of {names}"));
                 None
             }
         };
         let password = match password {
             None => {
-                self.error(
-                    site,
-                    proto_path,
-                    format_args!("{password_field} is missing (required with {proto_field})"),
-                );
+                self.error(site, proto_path, format_args!("{password_field} is missing (required with {proto_field})"));
                 None
             }
             Some(p) if p.chars().count() < MIN_V3_PASSWORD_LEN => {
@@ -828,21 +670,13 @@ impl Compiler<'_> {
         let field = |path| site.origin.field(path);
         let user = text(raw.user);
         if user.is_none() {
-            self.error(
-                site,
-                "ssh.user",
-                format_args!("{} is missing", field("ssh.user")),
-            );
+            self.error(site, "ssh.user", format_args!("{} is missing", field("ssh.user")));
         }
         let port = match text(raw.port) {
             None => Some(DEFAULT_SSH_PORT),
             Some(port) => parse_port(&port)
                 .map_err(|reason| {
-                    self.error(
-                        site,
-                        "ssh.port",
-                        format_args!("{} {port:?} is {reason}", field("ssh.port")),
-                    )
+                    self.error(site, "ssh.port", format_args!("{} {port:?} is {reason}", field("ssh.port")))
                 })
                 .ok(),
         };
@@ -850,23 +684,15 @@ impl Compiler<'_> {
         let key = raw.key.filter(|k| !k.is_empty());
         let key_file = text(raw.key_file);
         let passphrase = raw.passphrase.filter(|p| !p.is_empty());
-        let given = [password.is_some(), key.is_some(), key_file.is_some()]
-            .iter()
-            .filter(|g| **g)
-            .count();
-        let (password_field, key_field, key_file_field) = (
-            field("ssh.password"),
-            field("ssh.key"),
-            field("ssh.key_file"),
-        );
+        let given = [password.is_some(), key.is_some(), key_file.is_some()].iter().filter(|g| **g).count();
+        let (password_field, key_field, key_file_field) =
+            (field("ssh.password"), field("ssh.key"), field("ssh.key_file"));
         let auth = match given {
             0 => {
                 self.error(
                     site,
                     "ssh",
-                    format_args!(
-                        "ssh needs one of {password_field}, {key_field} or {key_file_field}"
-                    ),
+                    format_args!("ssh needs one of {password_field}, {key_field} or {key_file_field}"),
                 );
                 None
             }
@@ -883,10 +709,7 @@ impl Compiler<'_> {
                     Some(SshAuth::Password(password))
                 } else if let Some(key) = key {
                     self.private_key(site, "ssh.key", key, None)
-                        .map(|private_key| SshAuth::Key {
-                            private_key,
-                            passphrase,
-                        })
+                        .map(|private_key| SshAuth::Key { private_key, passphrase })
                 } else {
                     let key_file = key_file.unwrap_or_default();
                     let path = match self.key_files {
@@ -906,18 +729,12 @@ impl Compiler<'_> {
                     match std::fs::read_to_string(&path) {
                         Ok(key) => self
                             .private_key(site, "ssh.key_file", key, Some(&key_file))
-                            .map(|private_key| SshAuth::Key {
-                                private_key,
-                                passphrase,
-                            }),
+                            .map(|private_key| SshAuth::Key { private_key, passphrase }),
                         Err(e) => {
                             self.error(
                                 site,
                                 "ssh.key_file",
-                                format_args!(
-                                    "{key_file_field} {key_file:?}: cannot read {}: {e}",
-                                    path.display()
-                                ),
+                                format_args!("{key_file_field} {key_file:?}: cannot read {}: {e}", path.display()),
                             );
                             None
                         }
@@ -936,21 +753,11 @@ impl Compiler<'_> {
         if self.errors.len() > before {
             return None;
         }
-        Some(SshCredentials {
-            user: user?,
-            auth: auth?,
-            port: port?,
-        })
+        Some(SshCredentials { user: user?, auth: auth?, port: port? })
     }
 
     /// Checks that `key` looks like a PEM private key, without ever echoing it.
-    fn private_key(
-        &mut self,
-        site: &DeviceSite<'_>,
-        path: &str,
-        key: String,
-        file: Option<&str>,
-    ) -> Option<String> {
+    fn private_key(&mut self, site: &DeviceSite<'_>, path: &str, key: String, file: Option<&str>) -> Option<String> {
         let trimmed = key.trim();
         if trimmed.starts_with("-----BEGIN ") && trimmed.contains("PRIVATE KEY-----") {
             Some(key)
@@ -959,7 +766,11 @@ impl Compiler<'_> {
                 Some(file) => format!("{} {file:?}", site.origin.field(path)),
                 None => site.origin.field(path).to_owned(),
             };
-            self.error(site, path, format_args!("{what} does not look like a private key (expected \"-----BEGIN ... PRIVATE KEY-----\")"));
+            self.error(
+                site,
+                path,
+                format_args!("{what} does not look like a private key (expected \"-----BEGIN ... PRIVATE KEY-----\")"),
+            );
             None
         }
     }
@@ -985,16 +796,8 @@ fn raw_from_cells(mut cells: HashMap<&str, String>) -> RawDevice {
         passphrase: take("ssh.passphrase"),
         port: take("ssh.port"),
     };
-    let has_ssh = [
-        &ssh.user,
-        &ssh.password,
-        &ssh.key,
-        &ssh.key_file,
-        &ssh.passphrase,
-        &ssh.port,
-    ]
-    .iter()
-    .any(|v| v.is_some());
+    let has_ssh =
+        [&ssh.user, &ssh.password, &ssh.key, &ssh.key_file, &ssh.passphrase, &ssh.port].iter().any(|v| v.is_some());
     RawDevice {
         name: take("name"),
         address: take("address"),
@@ -1002,13 +805,7 @@ fn raw_from_cells(mut cells: HashMap<&str, String>) -> RawDevice {
         role: take("role"),
         vendor: take("vendor"),
         platform: take("platform"),
-        tags: take("tags").map(|t| {
-            t.split(';')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        }),
+        tags: take("tags").map(|t| t.split(';').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()),
         poll_interval: take("poll_interval"),
         snmp: Some(snmp),
         ssh: has_ssh.then_some(ssh),
@@ -1018,19 +815,11 @@ fn raw_from_cells(mut cells: HashMap<&str, String>) -> RawDevice {
 /// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address. The host keeps no brackets.
 fn parse_address(address: &str) -> Result<(String, Option<u16>), String> {
     if let Some(rest) = address.strip_prefix('[') {
-        let (inside, after) = rest
-            .split_once(']')
-            .ok_or("missing ']' after the IPv6 address")?;
-        inside
-            .parse::<Ipv6Addr>()
-            .map_err(|_| format!("{inside:?} is not an IPv6 address"))?;
+        let (inside, after) = rest.split_once(']').ok_or("missing ']' after the IPv6 address")?;
+        inside.parse::<Ipv6Addr>().map_err(|_| format!("{inside:?} is not an IPv6 address"))?;
         let port = match after {
             "" => None,
-            _ => Some(parse_address_port(
-                after
-                    .strip_prefix(':')
-                    .ok_or("expected ':port' after ']'")?,
-            )?),
+            _ => Some(parse_address_port(after.strip_prefix(':').ok_or("expected ':port' after ']'")?)?),
         };
         return Ok((inside.to_owned(), port));
     }
@@ -1039,9 +828,7 @@ fn parse_address(address: &str) -> Result<(String, Option<u16>), String> {
     }
     let (host, port) = match address.split_once(':') {
         Some((_, port)) if port.contains(':') => {
-            return Err(
-                "not an IPv6 address; with a port, write IPv6 as [address]:port".to_owned(),
-            );
+            return Err("not an IPv6 address; with a port, write IPv6 as [address]:port".to_owned());
         }
         Some((host, port)) => (host, Some(parse_address_port(port)?)),
         None => (address, None),
@@ -1055,10 +842,7 @@ fn check_host(host: &str) -> Result<(), String> {
         return Err("the host is empty".to_owned());
     }
     let labels: Vec<&str> = host.strip_suffix('.').unwrap_or(host).split('.').collect();
-    if labels
-        .iter()
-        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if labels.iter().all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit())) {
         return match host.parse::<Ipv4Addr>() {
             Ok(_) => Ok(()),
             Err(_) => Err("not a valid IPv4 address".to_owned()),
@@ -1066,8 +850,7 @@ fn check_host(host: &str) -> Result<(), String> {
     }
     let label_ok = |l: &&str| {
         (1..=63).contains(&l.len())
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
@@ -1092,10 +875,7 @@ fn parse_address_port(port: &str) -> Result<u16, String> {
 fn parse_interval(value: &str) -> Result<Duration, String> {
     let interval = humantime::parse_duration(value)
         .map_err(|_| "expected a duration with a unit, such as 30s, 1m or 5m".to_owned())?;
-    if interval.subsec_nanos() != 0
-        || interval < Duration::from_secs(1)
-        || interval > MAX_POLL_INTERVAL
-    {
+    if interval.subsec_nanos() != 0 || interval < Duration::from_secs(1) || interval > MAX_POLL_INTERVAL {
         return Err("must be a whole number of seconds from 1s to 24h".to_owned());
     }
     Ok(interval)
@@ -1163,11 +943,7 @@ struct ExportSsh<'a> {
 
 /// The address as a file writes it: the port only when it is not 161.
 fn export_address(device: &Device) -> String {
-    if device.snmp_port == DEFAULT_SNMP_PORT {
-        device.host.clone()
-    } else {
-        device.snmp_target()
-    }
+    if device.snmp_port == DEFAULT_SNMP_PORT { device.host.clone() } else { device.snmp_target() }
 }
 
 fn export_interval(interval: Option<Duration>) -> Option<String> {
@@ -1192,27 +968,16 @@ fn export_device(device: &Device, include_secrets: bool) -> ExportDevice<'_> {
             community: None,
             user: Some(&v3.user),
             auth: v3.auth.as_ref().map(|(p, _)| p.name()),
-            auth_password: v3
-                .auth
-                .as_ref()
-                .map(|(_, pw)| pw.as_str())
-                .filter(|pw| keep(pw)),
+            auth_password: v3.auth.as_ref().map(|(_, pw)| pw.as_str()).filter(|pw| keep(pw)),
             privacy: v3.privacy.as_ref().map(|(p, _)| p.name()),
-            priv_password: v3
-                .privacy
-                .as_ref()
-                .map(|(_, pw)| pw.as_str())
-                .filter(|pw| keep(pw)),
+            priv_password: v3.privacy.as_ref().map(|(_, pw)| pw.as_str()).filter(|pw| keep(pw)),
             context: v3.context.as_deref(),
         },
     };
     let ssh = device.ssh.as_ref().map(|ssh| {
         let (password, key, passphrase) = match &ssh.auth {
             SshAuth::Password(password) => (Some(password.as_str()), None, None),
-            SshAuth::Key {
-                private_key,
-                passphrase,
-            } => (None, Some(private_key.as_str()), passphrase.as_deref()),
+            SshAuth::Key { private_key, passphrase } => (None, Some(private_key.as_str()), passphrase.as_deref()),
         };
         ExportSsh {
             user: &ssh.user,
@@ -1240,20 +1005,12 @@ fn export_device(device: &Device, include_secrets: bool) -> ExportDevice<'_> {
 /// communities, passwords, keys and passphrases are left out (such a file does not import
 /// until they are filled in, so a redacted export can never overwrite real secrets).
 pub fn export_yaml(devices: &[Device], include_secrets: bool) -> String {
-    let file = ExportFile {
-        devices: devices
-            .iter()
-            .map(|d| export_device(d, include_secrets))
-            .collect(),
-    };
-    let yaml = serde_saphyr::to_string(&file)
-        .expect("serialising plain strings and numbers to YAML cannot fail");
+    let file = ExportFile { devices: devices.iter().map(|d| export_device(d, include_secrets)).collect() };
+    let yaml = serde_saphyr::to_string(&file).expect("serialising plain strings and numbers to YAML cannot fail");
     if include_secrets {
         yaml
     } else {
-        format!(
-            "# Secrets (communities, passwords, keys) are left out: add them before importing.\n{yaml}"
-        )
+        format!("# Secrets (communities, passwords, keys) are left out: add them before importing.\n{yaml}")
     }
 }
 
@@ -1261,14 +1018,8 @@ pub fn export_yaml(devices: &[Device], include_secrets: bool) -> String {
 /// Secrets are left out unless `include_secrets`, as in [`export_yaml`].
 pub fn export_csv(devices: &[Device], include_secrets: bool) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let header: Vec<&str> = CSV_COLUMNS
-        .iter()
-        .map(|(column, _)| *column)
-        .filter(|c| *c != "ssh_key_file")
-        .collect();
-    writer
-        .write_record(&header)
-        .expect("writing CSV to memory cannot fail");
+    let header: Vec<&str> = CSV_COLUMNS.iter().map(|(column, _)| *column).filter(|c| *c != "ssh_key_file").collect();
+    writer.write_record(&header).expect("writing CSV to memory cannot fail");
     for device in devices {
         let d = export_device(device, include_secrets);
         let opt = |v: Option<&str>| v.unwrap_or_default().to_owned();
@@ -1291,21 +1042,13 @@ pub fn export_csv(devices: &[Device], include_secrets: bool) -> String {
             opt(d.snmp.context),
             opt(d.ssh.as_ref().map(|s| s.user)),
             opt(d.ssh.as_ref().and_then(|s| s.password)),
-            device
-                .ssh
-                .as_ref()
-                .map(|s| s.port.to_string())
-                .unwrap_or_default(),
+            device.ssh.as_ref().map(|s| s.port.to_string()).unwrap_or_default(),
             opt(d.ssh.as_ref().and_then(|s| s.key)),
             opt(d.ssh.as_ref().and_then(|s| s.passphrase)),
         ];
-        writer
-            .write_record(&row)
-            .expect("writing CSV to memory cannot fail");
+        writer.write_record(&row).expect("writing CSV to memory cannot fail");
     }
-    let bytes = writer
-        .into_inner()
-        .expect("flushing CSV to memory cannot fail");
+    let bytes = writer.into_inner().expect("flushing CSV to memory cannot fail");
     String::from_utf8(bytes).expect("CSV built from strings is UTF-8")
 }
 
@@ -1339,15 +1082,14 @@ mod tests {
             vendor: None,
             platform: None,
             tags: vec![],
-            snmp: SnmpCredentials::V2c {
-                community: community.into(),
-            },
+            snmp: SnmpCredentials::V2c { community: community.into() },
             ssh: None,
             poll_interval: None,
         }
     }
 
-    const TEST_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nZmFrZSBrZXkgZm9yIHRlc3RzIG9ubHk=\n-----END OPENSSH PRIVATE KEY-----\n";
+    const TEST_KEY: &str =
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nZmFrZSBrZXkgZm9yIHRlc3RzIG9ubHk=\n-----END OPENSSH PRIVATE KEY-----\n";
 
     fn good_devices() -> Vec<Device> {
         vec![
@@ -1389,10 +1131,7 @@ mod tests {
                 }),
                 ssh: Some(SshCredentials {
                     user: "netops".into(),
-                    auth: SshAuth::Key {
-                        private_key: TEST_KEY.into(),
-                        passphrase: Some("hunter22".into()),
-                    },
+                    auth: SshAuth::Key { private_key: TEST_KEY.into(), passphrase: Some("hunter22".into()) },
                     port: 22,
                 }),
                 ..v2c("leaf2", "2001:db8::12", "")
@@ -1406,10 +1145,7 @@ mod tests {
                 }),
                 ssh: Some(SshCredentials {
                     user: "admin".into(),
-                    auth: SshAuth::Key {
-                        private_key: TEST_KEY.into(),
-                        passphrase: None,
-                    },
+                    auth: SshAuth::Key { private_key: TEST_KEY.into(), passphrase: None },
                     port: 22,
                 }),
                 ..v2c("border1", "2001:db8::1", "")
@@ -1420,10 +1156,7 @@ mod tests {
     #[test]
     fn good_yaml() {
         let (path, text) = fixture("good.yaml");
-        assert_eq!(
-            read_inventory_file(Path::new(&path), None).unwrap(),
-            good_devices()
-        );
+        assert_eq!(read_inventory_file(Path::new(&path), None).unwrap(), good_devices());
         // Text that did not come from disk may not name key files.
         let errors = parse_inventory(&path, &text, None).unwrap_err().to_string();
         assert!(
@@ -1501,29 +1234,11 @@ mod tests {
 
     #[test]
     fn structure_of_the_yaml_file() {
-        assert_eq!(
-            parse_inventory("i.yaml", "devices: []\n", None).unwrap(),
-            vec![]
-        );
-        assert_eq!(
-            parse_inventory("i.yaml", "devices:\n", None).unwrap(),
-            vec![]
-        );
-        check_errors(
-            "i.yaml",
-            "",
-            &["1: expected a mapping with a `devices:` list"],
-        );
-        check_errors(
-            "i.yaml",
-            "- a\n- b\n",
-            &["1: expected a mapping with a `devices:` list"],
-        );
-        check_errors(
-            "i.yaml",
-            "devices: {a: 1}\n",
-            &["1: `devices` must be a list, found a mapping"],
-        );
+        assert_eq!(parse_inventory("i.yaml", "devices: []\n", None).unwrap(), vec![]);
+        assert_eq!(parse_inventory("i.yaml", "devices:\n", None).unwrap(), vec![]);
+        check_errors("i.yaml", "", &["1: expected a mapping with a `devices:` list"]);
+        check_errors("i.yaml", "- a\n- b\n", &["1: expected a mapping with a `devices:` list"]);
+        check_errors("i.yaml", "devices: {a: 1}\n", &["1: `devices` must be a list, found a mapping"]);
         check_errors(
             "i.yaml",
             "# inventory\nhosts: []\ndevices: []\n",
@@ -1532,43 +1247,25 @@ mod tests {
         check_errors(
             "i.yaml",
             "devices:\n  - spine1\n  - [a]\n",
-            &[
-                "2: device #1: expected a mapping, found a scalar",
-                "3: device #2: expected a mapping, found a list",
-            ],
+            &["2: device #1: expected a mapping, found a scalar", "3: device #2: expected a mapping, found a list"],
         );
-        let errors = parse_inventory(
-            "i.yaml",
-            "devices:\n  - name: a\n    address: [unclosed\n",
-            None,
-        )
-        .unwrap_err();
+        let errors = parse_inventory("i.yaml", "devices:\n  - name: a\n    address: [unclosed\n", None).unwrap_err();
         assert_eq!(errors.errors.len(), 1);
-        assert!(
-            errors.errors[0].message.starts_with("invalid YAML: "),
-            "{errors}"
-        );
+        assert!(errors.errors[0].message.starts_with("invalid YAML: "), "{errors}");
         assert!(errors.errors[0].line.is_some(), "{errors}");
-        let errors =
-            parse_inventory("i.yaml", "devices:\n  - name: a\n    name: b\n", None).unwrap_err();
+        let errors = parse_inventory("i.yaml", "devices:\n  - name: a\n    name: b\n", None).unwrap_err();
         assert_eq!(errors.errors[0].line, Some(3), "{errors}");
     }
 
     #[test]
     fn snmp_rules() {
-        let one = |snmp: &str| {
-            format!("devices:\n  - name: d\n    address: 10.0.0.1\n    snmp: {snmp}\n")
-        };
+        let one = |snmp: &str| format!("devices:\n  - name: d\n    address: 10.0.0.1\n    snmp: {snmp}\n");
         check_errors(
             "i.yaml",
             &one("{ version: v2c }"),
             &[r#"4: device "d": snmp.community is missing (required for v2c)"#],
         );
-        check_errors(
-            "i.yaml",
-            &one("{ community: x }"),
-            &[r#"4: device "d": snmp.version is missing: v2c or v3"#],
-        );
+        check_errors("i.yaml", &one("{ community: x }"), &[r#"4: device "d": snmp.version is missing: v2c or v3"#]);
         check_errors(
             "i.yaml",
             &one("{ version: v2c, community: c, user: u, context: x }"),
@@ -1598,14 +1295,8 @@ mod tests {
             &one("{ version: v3, user: a-user-name-that-is-far-too-long-for-snmp }"),
             &[r#"4: device "d": snmp.user is longer than 32 characters"#],
         );
-        let devices =
-            parse_inventory("i.yaml", &one("{ version: 2c, community: 007 }"), None).unwrap();
-        assert_eq!(
-            devices[0].snmp,
-            SnmpCredentials::V2c {
-                community: "007".into()
-            }
-        );
+        let devices = parse_inventory("i.yaml", &one("{ version: 2c, community: 007 }"), None).unwrap();
+        assert_eq!(devices[0].snmp, SnmpCredentials::V2c { community: "007".into() });
         let devices =
             parse_inventory("i.yaml", &one("{ version: v3, user: u, auth: sha1, auth_password: yes-yes-yes, priv: aes-256, priv_password: 1.100000 }"), None)
                 .unwrap();
@@ -1625,30 +1316,18 @@ mod tests {
         let ok = |a: &str| parse_address(a).unwrap();
         assert_eq!(ok("10.0.0.1"), ("10.0.0.1".into(), None));
         assert_eq!(ok("10.0.0.1:1161"), ("10.0.0.1".into(), Some(1161)));
-        assert_eq!(
-            ok("router-1.example.net"),
-            ("router-1.example.net".into(), None)
-        );
+        assert_eq!(ok("router-1.example.net"), ("router-1.example.net".into(), None));
         assert_eq!(ok("router_1:162"), ("router_1".into(), Some(162)));
         assert_eq!(ok("2001:db8::1"), ("2001:db8::1".into(), None));
         assert_eq!(ok("[2001:db8::1]"), ("2001:db8::1".into(), None));
         assert_eq!(ok("[::1]:16100"), ("::1".into(), Some(16100)));
         let bad = |a: &str| parse_address(a).unwrap_err();
-        assert_eq!(
-            bad("10.0.0.1:0"),
-            r#"port "0" is not a number from 1 to 65535"#
-        );
-        assert_eq!(
-            bad("10.0.0.1:"),
-            r#"port "" is not a number from 1 to 65535"#
-        );
+        assert_eq!(bad("10.0.0.1:0"), r#"port "0" is not a number from 1 to 65535"#);
+        assert_eq!(bad("10.0.0.1:"), r#"port "" is not a number from 1 to 65535"#);
         assert_eq!(bad("10.0.0"), "not a valid IPv4 address");
         assert_eq!(bad("[::1"), "missing ']' after the IPv6 address");
         assert_eq!(bad("[::1]161"), "expected ':port' after ']'");
-        assert_eq!(
-            bad("[10.0.0.1]:161"),
-            r#""10.0.0.1" is not an IPv6 address"#
-        );
+        assert_eq!(bad("[10.0.0.1]:161"), r#""10.0.0.1" is not an IPv6 address"#);
         assert_eq!(bad("bad host"), "not a valid host name or IP address");
         assert_eq!(bad("-bad.example"), "not a valid host name or IP address");
         assert_eq!(bad(":161"), "the host is empty");
@@ -1658,11 +1337,7 @@ mod tests {
     fn ssh_rules_and_key_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("good.key"), TEST_KEY).unwrap();
-        std::fs::write(
-            dir.path().join("not.key"),
-            "ssh-ed25519 AAAA public-not-private",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("not.key"), "ssh-ed25519 AAAA public-not-private").unwrap();
         let file = dir.path().join("inv.yaml");
         let read = |text: &str| {
             std::fs::write(&file, text).unwrap();
@@ -1678,25 +1353,15 @@ mod tests {
             devices[0].ssh,
             Some(SshCredentials {
                 user: "u".into(),
-                auth: SshAuth::Key {
-                    private_key: TEST_KEY.into(),
-                    passphrase: None
-                },
+                auth: SshAuth::Key { private_key: TEST_KEY.into(), passphrase: None },
                 port: 22
             })
         );
-        let errors = read(&one("{ user: u, key_file: not.key }"))
-            .unwrap_err()
-            .to_string();
+        let errors = read(&one("{ user: u, key_file: not.key }")).unwrap_err().to_string();
         assert!(errors.ends_with(r#":5: device "d": ssh.key_file "not.key" does not look like a private key (expected "-----BEGIN ... PRIVATE KEY-----")"#), "{errors}");
         assert!(!errors.contains("public-not-private"), "{errors}");
-        let errors = read(&one("{ user: u, key_file: missing.key }"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            errors.contains(r#"ssh.key_file "missing.key": cannot read "#),
-            "{errors}"
-        );
+        let errors = read(&one("{ user: u, key_file: missing.key }")).unwrap_err().to_string();
+        assert!(errors.contains(r#"ssh.key_file "missing.key": cannot read "#), "{errors}");
 
         check_errors(
             "i.yaml",
@@ -1719,9 +1384,7 @@ mod tests {
     fn errors_never_echo_secrets() {
         let text = "devices:\n  - name: d\n    address: 10.0.0.1\n    snmp: { version: v5, community: s3cret-community }\n    \
                     ssh: { user: u, password: s3cret-password, key: s3cret-key }\n";
-        let errors = parse_inventory("i.yaml", text, None)
-            .unwrap_err()
-            .to_string();
+        let errors = parse_inventory("i.yaml", text, None).unwrap_err().to_string();
         assert!(!errors.contains("s3cret"), "{errors}");
         let csv = "name,address,snmp_version,community,v3_auth_password\nd,10.0.0.1,v3,s3cret-community,s3cret-pw\n";
         let errors = parse_inventory("i.csv", csv, None).unwrap_err().to_string();
@@ -1734,25 +1397,15 @@ mod tests {
             "i.csv",
             "name,adress,snmp_version,name\nd,10.0.0.1,v2c,d\n",
             &[
-                &format!(
-                    "1: unknown column `adress`, expected one of {}",
-                    CSV_COLUMNS.map(|(c, _)| c).join(", ")
-                ),
+                &format!("1: unknown column `adress`, expected one of {}", CSV_COLUMNS.map(|(c, _)| c).join(", ")),
                 "1: column `name` appears twice in the header",
                 "1: the header has no `address` column",
             ],
         );
-        let devices = parse_inventory(
-            "i.csv",
-            "Name, Address ,SNMP_VERSION,community\nd,10.0.0.1,v2c, spaced \n",
-            None,
-        )
-        .unwrap();
+        let devices =
+            parse_inventory("i.csv", "Name, Address ,SNMP_VERSION,community\nd,10.0.0.1,v2c, spaced \n", None).unwrap();
         assert_eq!(devices, [v2c("d", "10.0.0.1", " spaced ")]);
-        assert_eq!(
-            parse_inventory("i.csv", "\u{feff}name,address,snmp_version\n", None).unwrap(),
-            []
-        );
+        assert_eq!(parse_inventory("i.csv", "\u{feff}name,address,snmp_version\n", None).unwrap(), []);
     }
 
     #[test]
@@ -1767,14 +1420,8 @@ mod tests {
             errors.to_string(),
             "stdin: cannot tell the format from the file name: use .yaml, .yml or .csv, or name the format"
         );
-        assert_eq!(
-            parse_inventory("stdin", "devices: []", Some(Format::Yaml)).unwrap(),
-            []
-        );
-        assert_eq!(
-            parse_inventory("inv.yaml", "name,address,snmp_version\n", Some(Format::Csv)).unwrap(),
-            []
-        );
+        assert_eq!(parse_inventory("stdin", "devices: []", Some(Format::Yaml)).unwrap(), []);
+        assert_eq!(parse_inventory("inv.yaml", "name,address,snmp_version\n", Some(Format::Csv)).unwrap(), []);
         assert_eq!("YML".parse::<Format>(), Ok(Format::Yaml));
         assert!("toml".parse::<Format>().is_err());
     }
@@ -1782,9 +1429,7 @@ mod tests {
     /// Devices whose secrets YAML and CSV could easily mangle.
     fn awkward_devices() -> Vec<Device> {
         let mut devices = good_devices();
-        devices[0].snmp = SnmpCredentials::V2c {
-            community: "007".into(),
-        };
+        devices[0].snmp = SnmpCredentials::V2c { community: "007".into() };
         devices.push(Device {
             tags: vec!["core net".into(), "x,y".into()],
             poll_interval: Some(Duration::from_secs(90)),
@@ -1811,11 +1456,7 @@ mod tests {
     fn yaml_export_with_secrets_round_trips() {
         let devices = awkward_devices();
         let yaml = export_yaml(&devices, true);
-        assert_eq!(
-            parse_inventory("x.yaml", &yaml, None).unwrap(),
-            devices,
-            "\n{yaml}"
-        );
+        assert_eq!(parse_inventory("x.yaml", &yaml, None).unwrap(), devices, "\n{yaml}");
         assert!(yaml.contains("tags: [lab, fabric]"), "{yaml}");
         assert!(yaml.contains("address: leaf1.lab.example:1161"), "{yaml}");
         assert!(yaml.contains("address: \"[2001:db8::12]:16100\""), "{yaml}");
@@ -1830,11 +1471,7 @@ mod tests {
             "name,address,site,role,vendor,platform,tags,poll_interval,snmp_version,community,v3_user,v3_auth,\
              v3_auth_password,v3_priv,v3_priv_password,v3_context,ssh_user,ssh_password,ssh_port,ssh_key,ssh_passphrase\n"
         ));
-        assert_eq!(
-            parse_inventory("x.csv", &csv, None).unwrap(),
-            devices,
-            "\n{csv}"
-        );
+        assert_eq!(parse_inventory("x.csv", &csv, None).unwrap(), devices, "\n{csv}");
     }
 
     #[test]
@@ -1853,20 +1490,12 @@ mod tests {
             "~ null",
             "0x1F",
         ];
-        for (format, text) in [
-            ("x.yaml", export_yaml(&devices, false)),
-            ("x.csv", export_csv(&devices, false)),
-        ] {
+        for (format, text) in [("x.yaml", export_yaml(&devices, false)), ("x.csv", export_csv(&devices, false))] {
             for secret in secrets {
                 assert!(!text.contains(secret), "{format} leaks {secret:?}:\n{text}");
             }
-            assert!(
-                text.contains("SHA-256") && text.contains("netops"),
-                "{format} keeps what is not secret:\n{text}"
-            );
-            let errors = parse_inventory(format, &text, None)
-                .unwrap_err()
-                .to_string();
+            assert!(text.contains("SHA-256") && text.contains("netops"), "{format} keeps what is not secret:\n{text}");
+            let errors = parse_inventory(format, &text, None).unwrap_err().to_string();
             assert!(errors.contains("is missing"), "{errors}");
             assert!(format == "x.csv" || text.starts_with("# Secrets"), "{text}");
         }

@@ -10,8 +10,8 @@ pub mod store;
 pub mod view;
 
 pub use file::{
-    Format, InventoryError, InventoryErrors, KeyFiles, export_csv, export_yaml, parse_inventory,
-    parse_inventory_with, read_inventory_file,
+    Format, InventoryError, InventoryErrors, KeyFiles, export_csv, export_yaml, parse_inventory, parse_inventory_with,
+    read_inventory_file,
 };
 pub use store::{ImportMode, ImportReport, StoreError};
 pub use view::{DeviceView, SnmpVersion, SshAuthKind};

@@ -116,7 +116,10 @@ pub struct SshCredentials {
 pub enum SshAuth {
     Password(String),
     /// A private key in OpenSSH PEM form, with an optional passphrase.
-    Key { private_key: String, passphrase: Option<String> },
+    Key {
+        private_key: String,
+        passphrase: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for SshCredentials {

@@ -40,11 +40,7 @@ pub(crate) struct SyntaxError {
 /// Parses one YAML document. An empty document is `Null`.
 pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     if text.trim().is_empty() {
-        return Ok(Node {
-            line: 1,
-            kind: NodeKind::Null,
-            span: None,
-        });
+        return Ok(Node { line: 1, kind: NodeKind::Null, span: None });
     }
     let options = serde_saphyr::options! { with_snippet: false };
     let mut root: Node = serde_saphyr::from_str_with_options(text, options).map_err(|err| {
@@ -68,9 +64,7 @@ impl Node {
     fn restore_spelling(&mut self, source: &str) {
         match &mut self.kind {
             NodeKind::Scalar { text, typed: true } => {
-                let raw = self
-                    .span
-                    .and_then(|(start, len)| source.get(start..start + len));
+                let raw = self.span.and_then(|(start, len)| source.get(start..start + len));
                 // An alias (`*a`) points at the alias token, not the value: keep the value then.
                 if let Some(raw) = raw.filter(|r| !r.is_empty() && !r.starts_with('*')) {
                     *text = raw.to_owned();
@@ -95,10 +89,7 @@ impl Node {
     /// The key node and value node of `key` in a mapping.
     pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
         match &self.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(k, v)| (k, v)),
+            NodeKind::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(k, v)| (k, v)),
             _ => None,
         }
     }
@@ -135,14 +126,8 @@ impl<'de> de::Deserialize<'de> for Node {
         let span = span
             .byte_offset()
             .zip(span.byte_len())
-            .and_then(|(start, len)| {
-                Some((usize::try_from(start).ok()?, usize::try_from(len).ok()?))
-            });
-        Ok(Node {
-            line: spanned.referenced.line(),
-            kind: spanned.value,
-            span,
-        })
+            .and_then(|(start, len)| Some((usize::try_from(start).ok()?, usize::try_from(len).ok()?)));
+        Ok(Node { line: spanned.referenced.line(), kind: spanned.value, span })
     }
 }
 
@@ -156,10 +141,7 @@ struct NodeKindVisitor;
 
 impl NodeKindVisitor {
     fn typed(text: impl ToString) -> NodeKind {
-        NodeKind::Scalar {
-            text: text.to_string(),
-            typed: true,
-        }
+        NodeKind::Scalar { text: text.to_string(), typed: true }
     }
 }
 
@@ -188,16 +170,10 @@ impl<'de> Visitor<'de> for NodeKindVisitor {
         Ok(Self::typed(v))
     }
     fn visit_char<E>(self, v: char) -> Result<NodeKind, E> {
-        Ok(NodeKind::Scalar {
-            text: v.to_string(),
-            typed: false,
-        })
+        Ok(NodeKind::Scalar { text: v.to_string(), typed: false })
     }
     fn visit_str<E>(self, v: &str) -> Result<NodeKind, E> {
-        Ok(NodeKind::Scalar {
-            text: v.to_owned(),
-            typed: false,
-        })
+        Ok(NodeKind::Scalar { text: v.to_owned(), typed: false })
     }
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<NodeKind, E> {
         match std::str::from_utf8(v) {
@@ -255,12 +231,7 @@ impl std::error::Error for NodeError {}
 
 impl de::Error for NodeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        NodeError {
-            line: None,
-            path: Vec::new(),
-            at_key: false,
-            message: msg.to_string(),
-        }
+        NodeError { line: None, path: Vec::new(), at_key: false, message: msg.to_string() }
     }
 }
 
@@ -276,29 +247,20 @@ impl NodeError {
 
     /// Where to say the error is: the value's path, or for a bad key the mapping holding it.
     pub fn display_path(&self) -> String {
-        let path = if self.at_key {
-            &self.path[..self.path.len().saturating_sub(1)]
-        } else {
-            &self.path[..]
-        };
+        let path = if self.at_key { &self.path[..self.path.len().saturating_sub(1)] } else { &self.path[..] };
         path.join(".")
     }
 }
 
 /// Reads `T` from `node`, stopping at the first error.
 pub(crate) fn from_node<'a, T: de::Deserialize<'a>>(node: &'a Node) -> Result<T, NodeError> {
-    T::deserialize(NodeDeserializer {
-        node,
-        path: Vec::new(),
-    })
+    T::deserialize(NodeDeserializer { node, path: Vec::new() })
 }
 
 /// Reads `T` from `node` and reports every error, not just the first: after each failure the
 /// offending key or value is cut out and reading starts again. Returns what could be read
 /// without the bad parts (if anything) and the errors.
-pub(crate) fn from_node_collecting<T: de::DeserializeOwned>(
-    node: &Node,
-) -> (Option<T>, Vec<NodeError>) {
+pub(crate) fn from_node_collecting<T: de::DeserializeOwned>(node: &Node) -> (Option<T>, Vec<NodeError>) {
     let mut errors = Vec::new();
     let mut pruned: Option<Node> = None;
     loop {
@@ -327,13 +289,8 @@ impl Node {
         let mut node = self;
         for segment in parents {
             let child = match &mut node.kind {
-                NodeKind::Map(entries) => entries
-                    .iter_mut()
-                    .find(|(k, _)| k.as_str() == Some(segment))
-                    .map(|(_, v)| v),
-                NodeKind::Seq(items) => {
-                    segment.parse::<usize>().ok().and_then(|i| items.get_mut(i))
-                }
+                NodeKind::Map(entries) => entries.iter_mut().find(|(k, _)| k.as_str() == Some(segment)).map(|(_, v)| v),
+                NodeKind::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
                 _ => None,
             };
             match child {
@@ -342,15 +299,13 @@ impl Node {
             }
         }
         match &mut node.kind {
-            NodeKind::Map(entries) => {
-                match entries.iter().position(|(k, _)| k.as_str() == Some(last)) {
-                    Some(i) => {
-                        entries.remove(i);
-                        true
-                    }
-                    None => false,
+            NodeKind::Map(entries) => match entries.iter().position(|(k, _)| k.as_str() == Some(last)) {
+                Some(i) => {
+                    entries.remove(i);
+                    true
                 }
-            }
+                None => false,
+            },
             NodeKind::Seq(items) => match last.parse::<usize>() {
                 Ok(i) if i < items.len() => {
                     items.remove(i);
@@ -384,16 +339,10 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
         let result = match &node.kind {
             NodeKind::Null => visitor.visit_unit(),
             NodeKind::Scalar { text, .. } => visitor.visit_borrowed_str(text),
-            NodeKind::Seq(items) => visitor.visit_seq(SeqReader {
-                items: items.iter(),
-                index: 0,
-                parent: self,
-            }),
-            NodeKind::Map(entries) => visitor.visit_map(MapReader {
-                entries: entries.iter(),
-                value: None,
-                parent: self,
-            }),
+            NodeKind::Seq(items) => visitor.visit_seq(SeqReader { items: items.iter(), index: 0, parent: self }),
+            NodeKind::Map(entries) => {
+                visitor.visit_map(MapReader { entries: entries.iter(), value: None, parent: self })
+            }
         };
         result.map_err(|e| e.at(node, &path, false))
     }
@@ -414,11 +363,8 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     ) -> Result<V::Value, NodeError> {
         match self.node.kind {
             NodeKind::Map(_) => self.deserialize_any(visitor),
-            _ => Err(<NodeError as de::Error>::custom(format!(
-                "expected a mapping, found {}",
-                self.node.kind_name()
-            ))
-            .at(self.node, &self.path, false)),
+            _ => Err(<NodeError as de::Error>::custom(format!("expected a mapping, found {}", self.node.kind_name()))
+                .at(self.node, &self.path, false)),
         }
     }
 
@@ -445,10 +391,7 @@ struct SeqReader<'a> {
 impl<'de> de::SeqAccess<'de> for SeqReader<'de> {
     type Error = NodeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, NodeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, NodeError> {
         let Some(node) = self.items.next() else {
             return Ok(None);
         };
@@ -467,10 +410,7 @@ struct MapReader<'a> {
 impl<'de> de::MapAccess<'de> for MapReader<'de> {
     type Error = NodeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, NodeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, NodeError> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
@@ -480,10 +420,7 @@ impl<'de> de::MapAccess<'de> for MapReader<'de> {
         // Keys are read as plain strings so `unknown field` errors land on the key's line.
         let key_de: de::value::StrDeserializer<'_, NodeError> = key_text.into_deserializer();
         match key.kind {
-            NodeKind::Scalar { .. } => seed
-                .deserialize(key_de)
-                .map(Some)
-                .map_err(|e| e.at(key, &path, true)),
+            NodeKind::Scalar { .. } => seed.deserialize(key_de).map(Some).map_err(|e| e.at(key, &path, true)),
             _ => Err(<NodeError as de::Error>::custom(format!(
                 "a mapping key must be a scalar, found {}",
                 key.kind_name()
@@ -493,10 +430,7 @@ impl<'de> de::MapAccess<'de> for MapReader<'de> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, NodeError> {
-        let (node, path) = self
-            .value
-            .take()
-            .ok_or_else(|| <NodeError as de::Error>::custom("value without a key"))?;
+        let (node, path) = self.value.take().ok_or_else(|| <NodeError as de::Error>::custom("value without a key"))?;
         seed.deserialize(NodeDeserializer { node, path })
     }
 }
@@ -522,8 +456,7 @@ mod tests {
 
     #[test]
     fn keeps_the_spelling_of_numbers_and_booleans() {
-        let root =
-            parse("a: 007\nb: yes\nc: 1.10\nd: 0x1F\ne: \"q\"\nf:\ng: [1_000, x]\n").unwrap();
+        let root = parse("a: 007\nb: yes\nc: 1.10\nd: 0x1F\ne: \"q\"\nf:\ng: [1_000, x]\n").unwrap();
         let text = |k| root.entry(k).unwrap().1.as_str().map(str::to_owned);
         assert_eq!(text("a").as_deref(), Some("007"));
         assert_eq!(text("b").as_deref(), Some("yes"));
@@ -531,9 +464,7 @@ mod tests {
         assert_eq!(text("d").as_deref(), Some("0x1F"));
         assert_eq!(text("e").as_deref(), Some("q"));
         assert_eq!(root.entry("f").unwrap().1.kind, NodeKind::Null);
-        let NodeKind::Seq(items) = &root.entry("g").unwrap().1.kind else {
-            panic!()
-        };
+        let NodeKind::Seq(items) = &root.entry("g").unwrap().1.kind else { panic!() };
         assert_eq!(items[0].as_str(), Some("1_000"));
     }
 
@@ -541,61 +472,29 @@ mod tests {
     fn typed_read_reports_line_and_path_of_the_innermost_failure() {
         let root = parse("name: x\ninner:\n  a: 1\n  typo: 2\n").unwrap();
         let err = from_node::<Outer>(&root).unwrap_err();
-        assert_eq!(
-            (err.line, err.display_path().as_str(), err.at_key),
-            (Some(4), "inner", true)
-        );
-        assert!(
-            err.message.starts_with("unknown field `typo`"),
-            "{}",
-            err.message
-        );
+        assert_eq!((err.line, err.display_path().as_str(), err.at_key), (Some(4), "inner", true));
+        assert!(err.message.starts_with("unknown field `typo`"), "{}", err.message);
 
         let root = parse("name: x\ninner:\n  a: 1\n  list:\n    - ok\n    - [nested]\n").unwrap();
         let err = from_node::<Outer>(&root).unwrap_err();
-        assert_eq!(
-            (err.line, err.display_path().as_str()),
-            (Some(6), "inner.list.1")
-        );
+        assert_eq!((err.line, err.display_path().as_str()), (Some(6), "inner.list.1"));
 
         let root = parse("name: x\ninner: [1, 2]\n").unwrap();
         let err = from_node::<Outer>(&root).unwrap_err();
-        assert_eq!(
-            (err.line, err.message.as_str()),
-            (Some(2), "expected a mapping, found a list")
-        );
+        assert_eq!((err.line, err.message.as_str()), (Some(2), "expected a mapping, found a list"));
 
         let root = parse("name: 42\ninner: {a: 007, list: [b]}\n").unwrap();
         let outer: Outer = from_node(&root).unwrap();
         assert_eq!(outer.name, "42");
-        assert_eq!(
-            outer.inner,
-            Some(Inner {
-                a: Some("007".into()),
-                list: Some(vec!["b".into()])
-            })
-        );
+        assert_eq!(outer.inner, Some(Inner { a: Some("007".into()), list: Some(vec!["b".into()]) }));
     }
 
     #[test]
     fn collecting_reports_every_bad_key_and_value_and_keeps_the_rest() {
-        let root =
-            parse("name: x\ntypo1: 1\ninner:\n  a: [1]\n  list: [ok, {no: 1}, fine]\n  typo2: 2\n")
-                .unwrap();
+        let root = parse("name: x\ntypo1: 1\ninner:\n  a: [1]\n  list: [ok, {no: 1}, fine]\n  typo2: 2\n").unwrap();
         let (outer, errors) = from_node_collecting::<Outer>(&root);
-        let found: Vec<_> = errors
-            .iter()
-            .map(|e| (e.line.unwrap(), e.display_path()))
-            .collect();
-        assert_eq!(
-            found,
-            [
-                (2, String::new()),
-                (4, "inner.a".into()),
-                (5, "inner.list.1".into()),
-                (6, "inner".into())
-            ]
-        );
+        let found: Vec<_> = errors.iter().map(|e| (e.line.unwrap(), e.display_path())).collect();
+        assert_eq!(found, [(2, String::new()), (4, "inner.a".into()), (5, "inner.list.1".into()), (6, "inner".into())]);
         let outer = outer.unwrap();
         assert_eq!(outer.inner.unwrap().list.unwrap(), ["ok", "fine"]);
 

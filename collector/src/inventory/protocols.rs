@@ -46,12 +46,8 @@ impl AuthProtocol {
 }
 
 impl PrivProtocol {
-    pub const ALL: [PrivProtocol; 4] = [
-        PrivProtocol::Des,
-        PrivProtocol::Aes128,
-        PrivProtocol::Aes192,
-        PrivProtocol::Aes256,
-    ];
+    pub const ALL: [PrivProtocol; 4] =
+        [PrivProtocol::Des, PrivProtocol::Aes128, PrivProtocol::Aes192, PrivProtocol::Aes256];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -91,10 +87,7 @@ impl fmt::Display for PrivProtocol {
 }
 
 fn squash(name: &str) -> String {
-    name.chars()
-        .filter(|c| !matches!(c, '-' | '_' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
+    name.chars().filter(|c| !matches!(c, '-' | '_' | ' ')).map(|c| c.to_ascii_uppercase()).collect()
 }
 
 #[cfg(test)]
@@ -130,10 +123,7 @@ mod tests {
         assert_eq!(privacy("aes-256"), Some(PrivProtocol::Aes256));
         assert_eq!(privacy("des"), Some(PrivProtocol::Des));
         assert_eq!(privacy("3DES"), None);
-        assert_eq!(
-            AuthProtocol::names(),
-            "MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512"
-        );
+        assert_eq!(AuthProtocol::names(), "MD5, SHA, SHA-224, SHA-256, SHA-384, SHA-512");
         assert_eq!(PrivProtocol::names(), "DES, AES, AES-192, AES-256");
     }
 }

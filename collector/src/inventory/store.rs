@@ -4,15 +4,13 @@
 //! device name and the kind of secret (`device:<name>:snmp`, `device:<name>:ssh`). Reads for the
 //! API (`list_views`, `get_view_by_name`) open nothing and need no key.
 
-use super::model::{
-    AuthProtocol, Device, PrivProtocol, SnmpCredentials, SnmpV3Credentials, SshAuth, SshCredentials,
-};
+use super::model::{AuthProtocol, Device, PrivProtocol, SnmpCredentials, SnmpV3Credentials, SshAuth, SshCredentials};
 use super::view::{DeviceView, SnmpVersion, SshAuthKind};
 use crate::secrets::{SecretBox, SecretError};
-use tokio_postgres::GenericClient;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+use tokio_postgres::GenericClient;
 use tokio_postgres::Row;
 
 /// What an import does with stored devices that are not in the imported set.
@@ -74,8 +72,7 @@ impl StoreError {
             StoreError::Db(e) => {
                 e.is_closed()
                     || e.code().is_some_and(|c| {
-                        *c == SqlState::T_R_SERIALIZATION_FAILURE
-                            || *c == SqlState::T_R_DEADLOCK_DETECTED
+                        *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
                     })
                     || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
             }
@@ -124,33 +121,17 @@ pub async fn import(
     }
 
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&IMPORT_LOCK])
-        .await?;
-    let rows = tx
-        .query(
-            format!("SELECT {COLUMNS} FROM device FOR UPDATE").as_str(),
-            &[],
-        )
-        .await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&IMPORT_LOCK]).await?;
+    let rows = tx.query(format!("SELECT {COLUMNS} FROM device FOR UPDATE").as_str(), &[]).await?;
     // A stored device that no longer opens (e.g. sealed under an old key) is simply rewritten.
-    let stored: HashMap<String, Option<Device>> = rows
-        .iter()
-        .map(|row| {
-            (
-                row.get::<_, String>("name"),
-                device_from_row(row, secrets).ok(),
-            )
-        })
-        .collect();
+    let stored: HashMap<String, Option<Device>> =
+        rows.iter().map(|row| (row.get::<_, String>("name"), device_from_row(row, secrets).ok())).collect();
 
     let upsert = tx.prepare(UPSERT).await?;
     let mut report = ImportReport::default();
     for device in devices {
         if let Some(Some(existing)) = stored.get(&device.name)
-            && (Device {
-                id: existing.id,
-                ..device.clone()
-            }) == *existing
+            && (Device { id: existing.id, ..device.clone() }) == *existing
         {
             report.unchanged.push(device.name.clone());
             continue;
@@ -165,22 +146,12 @@ pub async fn import(
     }
     if mode == ImportMode::Replace {
         let keep: Vec<&str> = devices.iter().map(|d| d.name.as_str()).collect();
-        let rows = tx
-            .query(
-                "DELETE FROM device WHERE name <> ALL($1) RETURNING name",
-                &[&keep],
-            )
-            .await?;
+        let rows = tx.query("DELETE FROM device WHERE name <> ALL($1) RETURNING name", &[&keep]).await?;
         report.deleted = rows.iter().map(|r| r.get("name")).collect();
     }
     tx.commit().await?;
 
-    for list in [
-        &mut report.created,
-        &mut report.updated,
-        &mut report.unchanged,
-        &mut report.deleted,
-    ] {
+    for list in [&mut report.created, &mut report.updated, &mut report.unchanged, &mut report.deleted] {
         list.sort();
     }
     tracing::info!(
@@ -195,17 +166,10 @@ pub async fn import(
 }
 
 /// Every device with its secrets opened, by name.
-pub async fn list(
-    client: &impl GenericClient,
-    secrets: &SecretBox,
-) -> Result<Vec<Device>, StoreError> {
-    let statement = client
-        .prepare(&format!("SELECT {COLUMNS} FROM device ORDER BY name"))
-        .await?;
+pub async fn list(client: &impl GenericClient, secrets: &SecretBox) -> Result<Vec<Device>, StoreError> {
+    let statement = client.prepare(&format!("SELECT {COLUMNS} FROM device ORDER BY name")).await?;
     let rows = client.query(&statement, &[]).await?;
-    rows.iter()
-        .map(|row| device_from_row(row, secrets))
-        .collect()
+    rows.iter().map(|row| device_from_row(row, secrets)).collect()
 }
 
 pub async fn get_by_name(
@@ -213,38 +177,27 @@ pub async fn get_by_name(
     secrets: &SecretBox,
     name: &str,
 ) -> Result<Option<Device>, StoreError> {
-    let statement = client
-        .prepare(&format!("SELECT {COLUMNS} FROM device WHERE name = $1"))
-        .await?;
+    let statement = client.prepare(&format!("SELECT {COLUMNS} FROM device WHERE name = $1")).await?;
     let row = client.query_opt(&statement, &[&name]).await?;
     row.map(|row| device_from_row(&row, secrets)).transpose()
 }
 
 /// Every device as the API shows it, by name. Opens no secret.
 pub async fn list_views(client: &impl GenericClient) -> Result<Vec<DeviceView>, StoreError> {
-    let statement = client
-        .prepare(&format!("SELECT {COLUMNS} FROM device ORDER BY name"))
-        .await?;
+    let statement = client.prepare(&format!("SELECT {COLUMNS} FROM device ORDER BY name")).await?;
     let rows = client.query(&statement, &[]).await?;
     rows.iter().map(view_from_row).collect()
 }
 
-pub async fn get_view_by_name(
-    client: &impl GenericClient,
-    name: &str,
-) -> Result<Option<DeviceView>, StoreError> {
-    let statement = client
-        .prepare(&format!("SELECT {COLUMNS} FROM device WHERE name = $1"))
-        .await?;
+pub async fn get_view_by_name(client: &impl GenericClient, name: &str) -> Result<Option<DeviceView>, StoreError> {
+    let statement = client.prepare(&format!("SELECT {COLUMNS} FROM device WHERE name = $1")).await?;
     let row = client.query_opt(&statement, &[&name]).await?;
     row.as_ref().map(view_from_row).transpose()
 }
 
 /// True if a device was deleted.
 pub async fn delete_by_name(client: &impl GenericClient, name: &str) -> Result<bool, StoreError> {
-    let statement = client
-        .prepare("DELETE FROM device WHERE name = $1")
-        .await?;
+    let statement = client.prepare("DELETE FROM device WHERE name = $1").await?;
     Ok(client.execute(&statement, &[&name]).await? > 0)
 }
 
@@ -257,10 +210,7 @@ pub async fn upsert_one(
     let params = DeviceParams::new(device, secrets)?;
     let statement = client.prepare(UPSERT).await?;
     let row = client.query_one(&statement, &params.as_sql()).await?;
-    Ok(Device {
-        id: Some(row.get("id")),
-        ..device.clone()
-    })
+    Ok(Device { id: Some(row.get("id")), ..device.clone() })
 }
 
 // ---- sealed secrets ----
@@ -296,19 +246,9 @@ fn ssh_context(name: &str) -> String {
     format!("device:{name}:ssh")
 }
 
-fn seal_json<T: Serialize>(
-    secrets: &SecretBox,
-    device: &str,
-    context: &str,
-    value: &T,
-) -> Result<Vec<u8>, StoreError> {
+fn seal_json<T: Serialize>(secrets: &SecretBox, device: &str, context: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     let json = serde_json::to_vec(value).expect("serialising strings to JSON cannot fail");
-    secrets
-        .seal(context, &json)
-        .map_err(|source| StoreError::Secret {
-            device: device.to_owned(),
-            source,
-        })
+    secrets.seal(context, &json).map_err(|source| StoreError::Secret { device: device.to_owned(), source })
 }
 
 fn open_json<T: serde::de::DeserializeOwned>(
@@ -317,12 +257,8 @@ fn open_json<T: serde::de::DeserializeOwned>(
     context: &str,
     sealed: &[u8],
 ) -> Result<T, StoreError> {
-    let json = secrets
-        .open(context, sealed)
-        .map_err(|source| StoreError::Secret {
-            device: device.to_owned(),
-            source,
-        })?;
+    let json =
+        secrets.open(context, sealed).map_err(|source| StoreError::Secret { device: device.to_owned(), source })?;
     // serde_json's message names a position, never the content.
     serde_json::from_slice(&json).map_err(|e| StoreError::InvalidRow {
         device: device.to_owned(),
@@ -352,26 +288,14 @@ struct DeviceParams<'a> {
 impl<'a> DeviceParams<'a> {
     fn new(device: &'a Device, secrets: &SecretBox) -> Result<Self, StoreError> {
         let name = device.name.as_str();
-        let invalid = |reason: &str| StoreError::InvalidDevice {
-            device: name.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let invalid = |reason: &str| StoreError::InvalidDevice { device: name.to_owned(), reason: reason.to_owned() };
         if name.is_empty() {
             return Err(invalid("the name is empty"));
         }
         let (v3_user, v3_auth, v3_priv, v3_context, snmp_secret) = match &device.snmp {
             SnmpCredentials::V2c { community } => {
-                let secret = SnmpSecret {
-                    community: Some(community.clone()),
-                    ..SnmpSecret::default()
-                };
-                (
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(seal_json(secrets, name, &snmp_context(name), &secret)?),
-                )
+                let secret = SnmpSecret { community: Some(community.clone()), ..SnmpSecret::default() };
+                (None, None, None, None, Some(seal_json(secrets, name, &snmp_context(name), &secret)?))
             }
             SnmpCredentials::V3(v3) => {
                 if v3.privacy.is_some() && v3.auth.is_none() {
@@ -399,14 +323,10 @@ impl<'a> DeviceParams<'a> {
             None => (None, None, None, None),
             Some(ssh) => {
                 let secret = match &ssh.auth {
-                    SshAuth::Password(password) => SshSecret {
-                        password: Some(password.clone()),
-                        ..SshSecret::default()
-                    },
-                    SshAuth::Key {
-                        private_key,
-                        passphrase,
-                    } => SshSecret {
+                    SshAuth::Password(password) => {
+                        SshSecret { password: Some(password.clone()), ..SshSecret::default() }
+                    }
+                    SshAuth::Key { private_key, passphrase } => SshSecret {
                         password: None,
                         private_key: Some(private_key.clone()),
                         passphrase: passphrase.clone(),
@@ -425,9 +345,7 @@ impl<'a> DeviceParams<'a> {
             Some(interval) => match i32::try_from(interval.as_secs()) {
                 Ok(secs) if secs > 0 && interval.subsec_nanos() == 0 => Some(secs),
                 _ => {
-                    return Err(invalid(
-                        "the poll interval must be a whole number of seconds, at least 1s",
-                    ));
+                    return Err(invalid("the poll interval must be a whole number of seconds, at least 1s"));
                 }
             },
         };
@@ -498,10 +416,7 @@ struct RowParts {
 impl RowParts {
     fn read(row: &Row) -> Result<Self, StoreError> {
         let name: String = row.try_get("name")?;
-        let invalid = |reason: String| StoreError::InvalidRow {
-            device: name.clone(),
-            reason,
-        };
+        let invalid = |reason: String| StoreError::InvalidRow { device: name.clone(), reason };
         let port = |column: &str, value: i32| {
             u16::try_from(value)
                 .ok()
@@ -513,34 +428,23 @@ impl RowParts {
             .ok_or_else(|| invalid(format!("snmp_version {snmp_version:?} is not v2c or v3")))?;
         let v3_auth = row
             .try_get::<_, Option<String>>("snmp_v3_auth")?
-            .map(|p| {
-                AuthProtocol::from_name(&p)
-                    .ok_or_else(|| invalid(format!("snmp_v3_auth {p:?} is unknown")))
-            })
+            .map(|p| AuthProtocol::from_name(&p).ok_or_else(|| invalid(format!("snmp_v3_auth {p:?} is unknown"))))
             .transpose()?;
         let v3_priv = row
             .try_get::<_, Option<String>>("snmp_v3_priv")?
-            .map(|p| {
-                PrivProtocol::from_name(&p)
-                    .ok_or_else(|| invalid(format!("snmp_v3_priv {p:?} is unknown")))
-            })
+            .map(|p| PrivProtocol::from_name(&p).ok_or_else(|| invalid(format!("snmp_v3_priv {p:?} is unknown"))))
             .transpose()?;
         let ssh_user: Option<String> = row.try_get("ssh_user")?;
         let ssh = match ssh_user {
             None => None,
             Some(user) => {
                 let ssh_port: Option<i32> = row.try_get("ssh_port")?;
-                let ssh_port = port(
-                    "ssh_port",
-                    ssh_port.ok_or_else(|| invalid("ssh_port is missing".to_owned()))?,
-                )?;
+                let ssh_port = port("ssh_port", ssh_port.ok_or_else(|| invalid("ssh_port is missing".to_owned()))?)?;
                 let kind: Option<String> = row.try_get("ssh_auth_kind")?;
                 let kind = kind
                     .as_deref()
                     .and_then(SshAuthKind::from_stored)
-                    .ok_or_else(|| {
-                        invalid(format!("ssh_auth_kind {kind:?} is not password or key"))
-                    })?;
+                    .ok_or_else(|| invalid(format!("ssh_auth_kind {kind:?} is not password or key")))?;
                 Some((user, ssh_port, kind, row.try_get("ssh_secret")?))
             }
         };
@@ -577,44 +481,30 @@ impl RowParts {
 fn device_from_row(row: &Row, secrets: &SecretBox) -> Result<Device, StoreError> {
     let parts = RowParts::read(row)?;
     let name = parts.name.as_str();
-    let invalid = |reason: &str| StoreError::InvalidRow {
-        device: name.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: &str| StoreError::InvalidRow { device: name.to_owned(), reason: reason.to_owned() };
     let snmp_secret = match &parts.snmp_secret {
         Some(sealed) => open_json::<SnmpSecret>(secrets, name, &snmp_context(name), sealed)?,
         None => SnmpSecret::default(),
     };
     let snmp = match parts.snmp_version {
         SnmpVersion::V2c => SnmpCredentials::V2c {
-            community: snmp_secret
-                .community
-                .ok_or_else(|| invalid("v2c without a stored community"))?,
+            community: snmp_secret.community.ok_or_else(|| invalid("v2c without a stored community"))?,
         },
         SnmpVersion::V3 => {
             let auth = match parts.v3_auth {
                 None => None,
-                Some(p) => Some((
-                    p,
-                    snmp_secret
-                        .auth_password
-                        .ok_or_else(|| invalid("v3 auth without a stored password"))?,
-                )),
+                Some(p) => {
+                    Some((p, snmp_secret.auth_password.ok_or_else(|| invalid("v3 auth without a stored password"))?))
+                }
             };
             let privacy = match parts.v3_priv {
                 None => None,
-                Some(p) => Some((
-                    p,
-                    snmp_secret
-                        .priv_password
-                        .ok_or_else(|| invalid("v3 privacy without a stored password"))?,
-                )),
+                Some(p) => {
+                    Some((p, snmp_secret.priv_password.ok_or_else(|| invalid("v3 privacy without a stored password"))?))
+                }
             };
             SnmpCredentials::V3(SnmpV3Credentials {
-                user: parts
-                    .v3_user
-                    .clone()
-                    .ok_or_else(|| invalid("v3 without a user"))?,
+                user: parts.v3_user.clone().ok_or_else(|| invalid("v3 without a user"))?,
                 auth,
                 privacy,
                 context: parts.v3_context.clone(),
@@ -624,28 +514,18 @@ fn device_from_row(row: &Row, secrets: &SecretBox) -> Result<Device, StoreError>
     let ssh = match &parts.ssh {
         None => None,
         Some((user, port, kind, sealed)) => {
-            let sealed = sealed
-                .as_deref()
-                .ok_or_else(|| invalid("ssh without a stored secret"))?;
+            let sealed = sealed.as_deref().ok_or_else(|| invalid("ssh without a stored secret"))?;
             let secret: SshSecret = open_json(secrets, name, &ssh_context(name), sealed)?;
             let auth = match kind {
-                SshAuthKind::Password => SshAuth::Password(
-                    secret
-                        .password
-                        .ok_or_else(|| invalid("ssh password missing from the secret"))?,
-                ),
+                SshAuthKind::Password => {
+                    SshAuth::Password(secret.password.ok_or_else(|| invalid("ssh password missing from the secret"))?)
+                }
                 SshAuthKind::Key => SshAuth::Key {
-                    private_key: secret
-                        .private_key
-                        .ok_or_else(|| invalid("ssh key missing from the secret"))?,
+                    private_key: secret.private_key.ok_or_else(|| invalid("ssh key missing from the secret"))?,
                     passphrase: secret.passphrase,
                 },
             };
-            Some(SshCredentials {
-                user: user.clone(),
-                auth,
-                port: *port,
-            })
+            Some(SshCredentials { user: user.clone(), auth, port: *port })
         }
     };
     Ok(Device {

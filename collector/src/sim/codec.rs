@@ -88,10 +88,9 @@ pub fn decode_request(datagram: &[u8]) -> Result<Request<'_>, Dropped> {
         snmp2::MessageType::GetRequest => RequestKind::Get,
         snmp2::MessageType::GetNextRequest => RequestKind::GetNext,
         // GETBULK reuses error-status and error-index for its two parameters.
-        snmp2::MessageType::GetBulkRequest => RequestKind::GetBulk(BulkParams {
-            non_repeaters: pdu.error_status,
-            max_repetitions: pdu.error_index,
-        }),
+        snmp2::MessageType::GetBulkRequest => {
+            RequestKind::GetBulk(BulkParams { non_repeaters: pdu.error_status, max_repetitions: pdu.error_index })
+        }
         _ => return Err(Dropped::Unsupported),
     };
     let mut oids = Vec::new();
@@ -110,7 +109,13 @@ pub struct Reply {
 }
 
 /// The agent's pure core: a datagram in, the response out, or why there is none.
-pub fn respond(datagram: &[u8], community: &[u8], mib: &Mib, limits: ResponseLimits, now: Instant) -> Result<Reply, Dropped> {
+pub fn respond(
+    datagram: &[u8],
+    community: &[u8],
+    mib: &Mib,
+    limits: ResponseLimits,
+    now: Instant,
+) -> Result<Reply, Dropped> {
     let req = decode_request(datagram)?;
     if req.community != community {
         return Err(Dropped::BadCommunity);
@@ -131,7 +136,10 @@ pub fn answer(req: &Request<'_>, mib: &Mib, limits: ResponseLimits, now: Instant
                     enc.push(&next, &value)
                 };
                 if !fits {
-                    return Reply { datagram: encode_message(req.community, PDU_RESPONSE, req.req_id, ERROR_TOO_BIG, 0, &[]), varbinds: 0 };
+                    return Reply {
+                        datagram: encode_message(req.community, PDU_RESPONSE, req.req_id, ERROR_TOO_BIG, 0, &[]),
+                        varbinds: 0,
+                    };
                 }
             }
         }
@@ -163,7 +171,13 @@ pub struct VarbindEncoder<'c> {
 
 impl<'c> VarbindEncoder<'c> {
     pub fn new(community: &'c [u8], max_size: usize) -> Self {
-        VarbindEncoder { community, max_size, body: Vec::with_capacity(1024), scratch: Vec::with_capacity(64), count: 0 }
+        VarbindEncoder {
+            community,
+            max_size,
+            body: Vec::with_capacity(1024),
+            scratch: Vec::with_capacity(64),
+            count: 0,
+        }
     }
 
     /// Appends one varbind if the message still fits; false (and nothing added) otherwise.
@@ -204,7 +218,14 @@ fn message_size(community_len: usize, req_id_len: usize, varbinds_len: usize) ->
 
 /// A whole v2c message: `SEQUENCE { version, community, pdu_tag { req-id, status, index,
 /// SEQUENCE { varbinds } } }`. `varbinds` is the already-encoded content of the varbind list.
-pub fn encode_message(community: &[u8], pdu_tag: u8, req_id: i32, error_status: u32, error_index: u32, varbinds: &[u8]) -> Vec<u8> {
+pub fn encode_message(
+    community: &[u8],
+    pdu_tag: u8,
+    req_id: i32,
+    error_status: u32,
+    error_index: u32,
+    varbinds: &[u8],
+) -> Vec<u8> {
     let mut head = Vec::with_capacity(24);
     push_int(&mut head, TAG_INTEGER, i64::from(req_id));
     push_int(&mut head, TAG_INTEGER, i64::from(error_status));
@@ -391,7 +412,8 @@ mod tests {
         let pdu = snmp2::Pdu::from_bytes(datagram).expect("snmp2 decodes our response");
         assert_eq!(pdu.message_type, snmp2::MessageType::Response);
         assert_eq!(pdu.version(), Ok(snmp2::Version::V2C));
-        let vbs = pdu.varbinds.clone().map(|(o, v)| (Oid::from_snmp2(&o).expect("oid"), Value::from_snmp2(&v))).collect();
+        let vbs =
+            pdu.varbinds.clone().map(|(o, v)| (Oid::from_snmp2(&o).expect("oid"), Value::from_snmp2(&v))).collect();
         (pdu.req_id, pdu.error_status, vbs)
     }
 
@@ -405,8 +427,14 @@ mod tests {
         assert_eq!(encoded(&Value::Counter32(u32::MAX)), [0x41, 0x05, 0x00, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(encoded(&Value::Gauge32(0)), [0x42, 0x01, 0x00]);
         assert_eq!(encoded(&Value::TimeTicks(256)), [0x43, 0x02, 0x01, 0x00]);
-        assert_eq!(encoded(&Value::Counter64(u64::MAX)), [0x46, 0x09, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(encoded(&Value::ObjectIdentifier(oid("1.3.6.1.4.1.16384"))), [0x06, 0x08, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x81, 0x80, 0x00]);
+        assert_eq!(
+            encoded(&Value::Counter64(u64::MAX)),
+            [0x46, 0x09, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
+        assert_eq!(
+            encoded(&Value::ObjectIdentifier(oid("1.3.6.1.4.1.16384"))),
+            [0x06, 0x08, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x81, 0x80, 0x00]
+        );
         assert_eq!(encoded(&Value::ObjectIdentifier(oid("0.0"))), [0x06, 0x01, 0x00]);
         // X.690 §8.19.5's example; asn1-rs 0.6 misreads a multi-byte first subidentifier, so this
         // one is checked here and not in the snmp2 round trip (SNMP OIDs start 1.3 anyway).
@@ -522,7 +550,10 @@ mod tests {
         let reply = respond(&get, b"public", &m, limits, now).expect("answered");
         let (id, _, vbs) = decode(&reply.datagram);
         assert_eq!(id, 5);
-        assert_eq!(vbs, vec![(oid("1.3.6.1.2.1.1.3.0"), Value::TimeTicks(0)), (oid("1.3.6.1.2.1.1.4.0"), Value::NoSuchObject)]);
+        assert_eq!(
+            vbs,
+            vec![(oid("1.3.6.1.2.1.1.3.0"), Value::TimeTicks(0)), (oid("1.3.6.1.2.1.1.4.0"), Value::NoSuchObject)]
+        );
 
         // 2000 rows of ~80 bytes do not fit: the bulk response is cut just under the limit.
         let bulk = RequestKind::GetBulk(BulkParams { non_repeaters: 0, max_repetitions: 5000 });

@@ -210,12 +210,18 @@ mod tests {
         let t0 = mib.started();
         // 7 system + ifNumber + 48 × (22 + 19).
         assert_eq!(mib.len(), 8 + 48 * 41);
-        let sys = ifmib::decode_system(&ifmib::system_oids().iter().map(|o| (o.clone(), mib.get(o, t0))).collect::<Vec<_>>());
+        let sys =
+            ifmib::decode_system(&ifmib::system_oids().iter().map(|o| (o.clone(), mib.get(o, t0))).collect::<Vec<_>>());
         assert_eq!(sys.sys_name.as_deref(), Some("leaf1"));
         assert_eq!(sys.sys_uptime_ticks, Some(0));
         let columns: Vec<Vec<(Vec<u32>, Value)>> = ifmib::if_column_oids()
             .iter()
-            .map(|c| mib.subtree(c, t0 + Duration::from_secs(10)).into_iter().map(|(o, v)| (o.suffix(c).expect("under").to_vec(), v)).collect())
+            .map(|c| {
+                mib.subtree(c, t0 + Duration::from_secs(10))
+                    .into_iter()
+                    .map(|(o, v)| (o.suffix(c).expect("under").to_vec(), v))
+                    .collect()
+            })
             .collect();
         let (rows, issues) = ifmib::decode_interfaces(&columns);
         assert!(issues.is_empty(), "{issues:?}");

@@ -21,7 +21,11 @@ pub enum MibValue {
     Static(Value),
     /// A counter that advances by `rate_per_s` from `base`; `bits` is 32 (Counter32) or 64
     /// (Counter64). Wraps like the real thing.
-    Counter { base: u64, rate_per_s: u64, bits: u8 },
+    Counter {
+        base: u64,
+        rate_per_s: u64,
+        bits: u8,
+    },
     /// sysUpTime: hundredths of a second since the device started (TimeTicks, wrapping).
     UpTime,
     /// Anything else that depends on time (a traffic model, a state that flaps...).
@@ -285,7 +289,10 @@ mod tests {
         assert_eq!(m.get_next(&oid("1.3.6.1.2.1.1.1.0"), now).0, oid("1.3.6.1.2.1.1.3.0"));
         // Numeric, not byte, order: .2.3 comes before .10.1.
         assert_eq!(m.get_next(&oid("1.3.6.1.2.1.2.2.1.2.3"), now).0, oid("1.3.6.1.2.1.2.2.1.10.1"));
-        assert_eq!(m.get_next(&oid("1.3.6.1.2.1.2.2.1.10.3"), now), (oid("1.3.6.1.2.1.2.2.1.10.3"), Value::EndOfMibView));
+        assert_eq!(
+            m.get_next(&oid("1.3.6.1.2.1.2.2.1.10.3"), now),
+            (oid("1.3.6.1.2.1.2.2.1.10.3"), Value::EndOfMibView)
+        );
         assert_eq!(m.get_next(&oid("0.0"), now).0, oid("1.3.6.1.2.1.1.1.0"));
     }
 

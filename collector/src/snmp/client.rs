@@ -2,8 +2,8 @@
 
 use super::{Oid, Value};
 use crate::inventory::{AuthProtocol, PrivProtocol, SnmpCredentials, SnmpV3Credentials};
-use snmp2::v3;
 use snmp2::AsyncSession;
+use snmp2::v3;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -40,7 +40,9 @@ pub struct WalkStats {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SnmpError {
-    #[error("{target}: timeout: no response after {attempts} attempt(s) of {timeout:?} (wrong community or privacy password, ACL, or device down)")]
+    #[error(
+        "{target}: timeout: no response after {attempts} attempt(s) of {timeout:?} (wrong community or privacy password, ACL, or device down)"
+    )]
     Timeout { target: String, attempts: u32, timeout: Duration },
     #[error("{target}: authentication failed for user {user:?}: unknown user or wrong authentication password")]
     Auth { target: String, user: String },
@@ -215,7 +217,9 @@ impl SnmpClient {
                 Err(e) => return Err(e),
             };
             if vbs.is_empty() {
-                return Err(self.malformed("empty varbind list in GETBULK response (undecodable value or broken agent)".into()));
+                return Err(
+                    self.malformed("empty varbind list in GETBULK response (undecodable value or broken agent)".into())
+                );
             }
             for (pos, (oid, val)) in vbs.into_iter().enumerate() {
                 let c = active[pos % active.len()];
@@ -341,8 +345,15 @@ impl SnmpClient {
                         E::AuthFailure(_) => {
                             // Time window or boots drift: the session has re-synced, one retry.
                         }
-                        E::AsnParse | E::AsnInvalidLen | E::AsnWrongType | E::AsnUnsupportedType | E::AsnEof
-                        | E::AsnIntOverflow | E::UnsupportedVersion | E::CommunityMismatch | E::ValueOutOfRange => {
+                        E::AsnParse
+                        | E::AsnInvalidLen
+                        | E::AsnWrongType
+                        | E::AsnUnsupportedType
+                        | E::AsnEof
+                        | E::AsnIntOverflow
+                        | E::UnsupportedVersion
+                        | E::CommunityMismatch
+                        | E::ValueOutOfRange => {
                             self.session = None;
                             if !retry_allowed {
                                 return Err(self.malformed(format!("undecodable packet: {e}")));
@@ -394,12 +405,13 @@ impl SnmpClient {
                 .map_err(|e| net(e, &self.target)),
             SnmpCredentials::V3(v3c) => {
                 if let Some(t) = &self.v3_template {
-                    return AsyncSession::new_v3(&self.target, req_id, t.clone()).await.map_err(|e| net(e, &self.target));
+                    return AsyncSession::new_v3(&self.target, req_id, t.clone())
+                        .await
+                        .map_err(|e| net(e, &self.target));
                 }
                 let sec = v3_security(v3c);
-                let mut s = AsyncSession::new_v3(&self.target, req_id, sec.clone())
-                    .await
-                    .map_err(|e| net(e, &self.target))?;
+                let mut s =
+                    AsyncSession::new_v3(&self.target, req_id, sec.clone()).await.map_err(|e| net(e, &self.target))?;
                 self.stats.requests += 1;
                 match tokio::time::timeout(self.opts.timeout, s.init()).await {
                     Ok(Ok(())) => {}
@@ -422,7 +434,11 @@ impl SnmpClient {
                         });
                     }
                     Err(_) => {
-                        return Err(SnmpError::Timeout { target: self.target.clone(), attempts: 1, timeout: self.opts.timeout });
+                        return Err(SnmpError::Timeout {
+                            target: self.target.clone(),
+                            attempts: 1,
+                            timeout: self.opts.timeout,
+                        });
                     }
                 }
                 Ok(s)
@@ -442,7 +458,9 @@ impl SnmpClient {
         if let Some((_, Value::OctetString(id))) = got.first() {
             match v3_security(&v3c).with_engine_id(id) {
                 Ok(t) => self.v3_template = Some(t),
-                Err(e) => tracing::debug!(target = %self.target, error = %e, "cannot localize v3 keys; discovery every poll"),
+                Err(e) => {
+                    tracing::debug!(target = %self.target, error = %e, "cannot localize v3 keys; discovery every poll")
+                }
             }
         }
         Ok(())

@@ -26,9 +26,7 @@ impl Value {
         match v {
             V::Integer(i) => Value::Integer(*i),
             V::OctetString(s) => Value::OctetString(s.to_vec()),
-            V::ObjectIdentifier(o) => {
-                super::Oid::from_snmp2(o).map(Value::ObjectIdentifier).unwrap_or(Value::Null)
-            }
+            V::ObjectIdentifier(o) => super::Oid::from_snmp2(o).map(Value::ObjectIdentifier).unwrap_or(Value::Null),
             V::IpAddress(a) => Value::IpAddress(*a),
             V::Counter32(c) => Value::Counter32(*c),
             V::Unsigned32(g) => Value::Gauge32(*g),

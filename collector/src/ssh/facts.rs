@@ -144,7 +144,9 @@ pub fn parse(parser: &str, output: &str) -> Result<Fact, ParseError> {
         "frr-logging" => Fact::Syslog(frr_logging(output)),
         "ios-logging" | "eos-logging" => Fact::Syslog(ios_eos_logging(output)),
         "junos-set-syslog" => Fact::Syslog(junos_syslog(output)),
-        "frr-config-snmp" => Fact::Snmp(SnmpSettings { agentx: output.lines().any(|l| l.trim() == "agentx"), ..Default::default() }),
+        "frr-config-snmp" => {
+            Fact::Snmp(SnmpSettings { agentx: output.lines().any(|l| l.trim() == "agentx"), ..Default::default() })
+        }
         "ios-config-snmp" => Fact::Snmp(ios_snmp(output)),
         "junos-set-snmp" => Fact::Snmp(junos_snmp(output)),
         "ios-config-aaa" => Fact::Aaa(ios_aaa(output)),
@@ -197,7 +199,11 @@ fn router_id_and_as(output: &str) -> (Option<String>, Option<u32>) {
         if let Some(rest) = rest
             && let Some((id, tail)) = rest.split_once(',')
         {
-            let asn = tail.trim().strip_prefix("local AS number ").and_then(|a| a.split_whitespace().next()).and_then(|a| a.parse().ok());
+            let asn = tail
+                .trim()
+                .strip_prefix("local AS number ")
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.parse().ok());
             return (Some(id.trim().to_owned()), asn);
         }
     }
@@ -242,7 +248,8 @@ fn bgp_summary_table(output: &str) -> BgpSummary {
                 Err(_) => (s.to_ascii_lowercase(), None),
             },
             (None, Some(s)) => {
-                let state = if s.eq_ignore_ascii_case("estab") { "established".to_owned() } else { s.to_ascii_lowercase() };
+                let state =
+                    if s.eq_ignore_ascii_case("estab") { "established".to_owned() } else { s.to_ascii_lowercase() };
                 (state, col(&["PfxRcd"]).and_then(|p| p.parse().ok()))
             }
             (None, None) => continue,
@@ -288,7 +295,9 @@ fn junos_bgp_summary(output: &str) -> BgpSummary {
         }
         if line.starts_with(' ') {
             // "  inet.0: 3/4/4/0": the received count of the peer above
-            if let (Some(n), Some(last)) = (tokens.get(1).and_then(|c| counts_received(c)), summary.neighbors.last_mut()) {
+            if let (Some(n), Some(last)) =
+                (tokens.get(1).and_then(|c| counts_received(c)), summary.neighbors.last_mut())
+            {
                 last.prefixes_received = Some(last.prefixes_received.unwrap_or(0) + n);
             }
             continue;
@@ -350,7 +359,8 @@ fn ntp_associations(output: &str) -> Vec<NtpAssociation> {
             continue; // legend lines ("* sys.peer, # selected, …")
         }
         let reach_at = if ios { 5 } else { 6 };
-        let (Ok(stratum), Some(reach)) = (tokens[2].parse::<u8>(), tokens.get(reach_at).and_then(|r| u16::from_str_radix(r, 8).ok()))
+        let (Ok(stratum), Some(reach)) =
+            (tokens[2].parse::<u8>(), tokens.get(reach_at).and_then(|r| u16::from_str_radix(r, 8).ok()))
         else {
             continue;
         };
@@ -395,18 +405,20 @@ fn ios_eos_logging(output: &str) -> SyslogSettings {
         if host.parse::<std::net::IpAddr>().is_err() && !host.contains('.') {
             continue;
         }
-        let after = |word: &str| tokens.iter().position(|t| t.trim_start_matches('(') == word).and_then(|i| tokens.get(i + 1));
+        let after =
+            |word: &str| tokens.iter().position(|t| t.trim_start_matches('(') == word).and_then(|i| tokens.get(i + 1));
         let port = after("port").and_then(|p| p.trim_end_matches([',', ')']).parse().ok());
-        let protocol = tokens
-            .iter()
-            .find_map(|t| {
-                let t = t.trim_start_matches('(').trim_end_matches([',', ')']);
-                ["udp", "tcp", "tls"].contains(&t).then(|| t.to_owned())
-            });
+        let protocol = tokens.iter().find_map(|t| {
+            let t = t.trim_start_matches('(').trim_end_matches([',', ')']);
+            ["udp", "tcp", "tls"].contains(&t).then(|| t.to_owned())
+        });
         // EOS: "in VRF MGMT"; IOS: "10.0.0.51  (Mgmt-intf) (udp port 514, …"
-        let vrf = after("VRF")
-            .map(|v| v.to_string())
-            .or_else(|| tokens.get(1).filter(|t| t.starts_with('(') && t.ends_with(')')).map(|t| t.trim_matches(['(', ')']).to_owned()));
+        let vrf = after("VRF").map(|v| v.to_string()).or_else(|| {
+            tokens
+                .get(1)
+                .filter(|t| t.starts_with('(') && t.ends_with(')'))
+                .map(|t| t.trim_matches(['(', ')']).to_owned())
+        });
         s.servers.push(SyslogServer { host: host.to_owned(), port, protocol, vrf });
     }
     s
@@ -419,9 +431,12 @@ fn junos_syslog(output: &str) -> SyslogSettings {
         let Some(rest) = line.trim().strip_prefix("set system syslog host ") else { continue };
         let tokens: Vec<&str> = rest.split_whitespace().collect();
         let Some(host) = tokens.first() else { continue };
-        let entry = servers
-            .entry((*host).to_owned())
-            .or_insert_with(|| SyslogServer { host: (*host).to_owned(), port: None, protocol: None, vrf: None });
+        let entry = servers.entry((*host).to_owned()).or_insert_with(|| SyslogServer {
+            host: (*host).to_owned(),
+            port: None,
+            protocol: None,
+            vrf: None,
+        });
         match tokens.get(1..3) {
             Some(["port", p]) => entry.port = p.parse().ok(),
             Some(["routing-instance", v]) => entry.vrf = Some((*v).to_owned()),
@@ -462,7 +477,11 @@ fn ios_snmp(config: &str) -> SnmpSettings {
                         _ => acl = Some((*t).to_owned()),
                     }
                 }
-                s.communities.push(SnmpCommunity { read_write, acl, default_name: ["public", "private"].contains(name) });
+                s.communities.push(SnmpCommunity {
+                    read_write,
+                    acl,
+                    default_name: ["public", "private"].contains(name),
+                });
             }
             ["user", user, ..] => s.v3_users.push((*user).to_owned()),
             ["host", host, ..] => s.trap_hosts.push((*host).to_owned()),
@@ -520,7 +539,11 @@ fn ios_aaa(config: &str) -> AaaSettings {
             && let Some(addr) = l.strip_prefix("address ipv4 ").or_else(|| l.strip_prefix("address ipv6 "))
         {
             let host = addr.split_whitespace().next().unwrap_or_default().to_owned();
-            if kind == "tacacs" { a.tacacs_servers.push(host) } else { a.radius_servers.push(host) }
+            if kind == "tacacs" {
+                a.tacacs_servers.push(host)
+            } else {
+                a.radius_servers.push(host)
+            }
             continue;
         }
         if line.starts_with(' ') {
@@ -568,8 +591,12 @@ fn junos_aaa(output: &str) -> AaaSettings {
                     a.login_methods.push(m.to_owned());
                 }
             }
-            ["tacplus-server", host, ..] if !a.tacacs_servers.iter().any(|h| h == host) => a.tacacs_servers.push((*host).to_owned()),
-            ["radius-server", host, ..] if !a.radius_servers.iter().any(|h| h == host) => a.radius_servers.push((*host).to_owned()),
+            ["tacplus-server", host, ..] if !a.tacacs_servers.iter().any(|h| h == host) => {
+                a.tacacs_servers.push((*host).to_owned())
+            }
+            ["radius-server", host, ..] if !a.radius_servers.iter().any(|h| h == host) => {
+                a.radius_servers.push((*host).to_owned())
+            }
             ["accounting", ..] => a.accounting.push(tokens[1..].join(" ")),
             _ => {}
         }
@@ -602,7 +629,14 @@ mod tests {
         }
     }
 
-    fn n(address: &str, remote_as: u32, state: &str, pfx: Option<u64>, up_down: &str, desc: Option<&str>) -> BgpNeighbor {
+    fn n(
+        address: &str,
+        remote_as: u32,
+        state: &str,
+        pfx: Option<u64>,
+        up_down: &str,
+        desc: Option<&str>,
+    ) -> BgpNeighbor {
         BgpNeighbor {
             address: address.into(),
             remote_as,
@@ -699,15 +733,24 @@ mod tests {
         let Fact::Syslog(s) = check("cisco-ios", "syslog", "show_logging.txt") else { panic!() };
         assert_eq!(
             s.servers,
-            vec![server("10.0.0.50", Some(514), Some("udp"), None), server("10.0.0.51", Some(514), Some("udp"), Some("Mgmt-intf"))]
+            vec![
+                server("10.0.0.50", Some(514), Some("udp"), None),
+                server("10.0.0.51", Some(514), Some("udp"), Some("Mgmt-intf"))
+            ]
         );
         let Fact::Syslog(s) = check("arista-eos", "syslog", "show_logging.txt") else { panic!() };
         assert_eq!(
             s.servers,
-            vec![server("10.0.0.50", Some(514), Some("udp"), Some("default")), server("10.0.0.51", Some(1514), Some("tcp"), Some("MGMT"))]
+            vec![
+                server("10.0.0.50", Some(514), Some("udp"), Some("default")),
+                server("10.0.0.51", Some(1514), Some("tcp"), Some("MGMT"))
+            ]
         );
         let Fact::Syslog(s) = check("junos", "syslog", "show_configuration_system_syslog.txt") else { panic!() };
-        assert_eq!(s.servers, vec![server("10.0.0.50", None, None, None), server("10.0.0.51", Some(1514), None, Some("mgmt_junos"))]);
+        assert_eq!(
+            s.servers,
+            vec![server("10.0.0.50", None, None, None), server("10.0.0.51", Some(1514), None, Some("mgmt_junos"))]
+        );
     }
 
     #[test]

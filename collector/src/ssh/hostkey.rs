@@ -31,7 +31,9 @@ impl OfferedKey {
     /// From an OpenSSH public key line (`ssh-ed25519 AAAA… comment`), e.g. a device's key known
     /// out of band, to pin it with [`super::store::set_trusted_key`].
     pub fn from_openssh(line: &str) -> Result<OfferedKey, String> {
-        PublicKey::from_openssh(line.trim()).map(|k| OfferedKey::from_key(&k)).map_err(|e| format!("not an OpenSSH public key: {e}"))
+        PublicKey::from_openssh(line.trim())
+            .map(|k| OfferedKey::from_key(&k))
+            .map_err(|e| format!("not an OpenSSH public key: {e}"))
     }
 }
 

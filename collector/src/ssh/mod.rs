@@ -27,7 +27,7 @@ pub use hostkey::{HostKeyDecision, OfferedKey, TrustedKey};
 pub use profile::{Profile, Profiles};
 pub use registry::{DeviceSession, SshManager};
 pub use session::{
-    ApplyError, ApplyOptions, ApplyStage, Applied, CommandOutput, Exchange, PendingConfirm, Session, SshTarget,
+    Applied, ApplyError, ApplyOptions, ApplyStage, CommandOutput, Exchange, PendingConfirm, Session, SshTarget,
 };
 
 use std::time::Duration;
@@ -130,10 +130,19 @@ impl SshError {
     pub fn is_transient(&self) -> bool {
         use SshErrorKind::*;
         match &self.kind {
-            ConnectTimeout { .. } | Connect { .. } | HandshakeTimeout { .. } | CommandTimeout { .. } | Closed { .. } => true,
+            ConnectTimeout { .. }
+            | Connect { .. }
+            | HandshakeTimeout { .. }
+            | CommandTimeout { .. }
+            | Closed { .. } => true,
             Busy { .. } | Resolve { .. } | Db(_) | Broken(_) => true,
             Protocol(e) => matches!(e, russh::Error::IO(_) | russh::Error::Disconnect | russh::Error::SendError),
-            NoCredentials | NotStored | UnknownPlatform { .. } | HostKeyChanged { .. } | AuthRejected { .. } | BadKey(_) => false,
+            NoCredentials
+            | NotStored
+            | UnknownPlatform { .. }
+            | HostKeyChanged { .. }
+            | AuthRejected { .. }
+            | BadKey(_) => false,
             OutputTooLarge { .. } | Refused { .. } | Rejected { .. } | BadCommand(_) => false,
         }
     }

@@ -127,8 +127,7 @@ impl Profile {
     /// The first error line in `output`, if the device rejected what produced it.
     pub fn find_error<'a>(&self, output: &'a str) -> Option<&'a str> {
         output.lines().find(|line| {
-            self.error_patterns.iter().any(|r| r.is_match(line))
-                && !self.error_ignore.iter().any(|r| r.is_match(line))
+            self.error_patterns.iter().any(|r| r.is_match(line)) && !self.error_ignore.iter().any(|r| r.is_match(line))
         })
     }
 
@@ -439,10 +438,10 @@ mod tests {
     #[test]
     fn a_directory_adds_a_platform() {
         let dir = tempfile::tempdir().unwrap();
-        let vyos = BUILTIN[0].1.replace("name = \"frr\"", "name = \"vyos\"").replace(
-            "platforms = [\"frr\", \"frrouting\", \"vtysh\", \"cumulus\"]",
-            "platforms = [\"vyos\"]",
-        );
+        let vyos = BUILTIN[0]
+            .1
+            .replace("name = \"frr\"", "name = \"vyos\"")
+            .replace("platforms = [\"frr\", \"frrouting\", \"vtysh\", \"cumulus\"]", "platforms = [\"vyos\"]");
         std::fs::write(dir.path().join("vyos.toml"), vyos).unwrap();
         let p = Profiles::with_dir(dir.path()).unwrap();
         assert_eq!(p.for_device(Some("VyOS"), None).unwrap().name, "vyos");
@@ -453,7 +452,10 @@ mod tests {
     fn errors_and_placeholders() {
         let p = Profiles::builtin();
         let ios = p.get("cisco-ios").unwrap();
-        assert_eq!(ios.find_error("foo\n% Invalid input detected at '^' marker.\n"), Some("% Invalid input detected at '^' marker."));
+        assert_eq!(
+            ios.find_error("foo\n% Invalid input detected at '^' marker.\n"),
+            Some("% Invalid input detected at '^' marker.")
+        );
         assert_eq!(ios.find_error("% Warning: weak\nok\n"), None);
         let junos = p.get("junos").unwrap();
         assert!(junos.find_error("                 ^\nsyntax error.\n").is_some());

@@ -113,7 +113,10 @@ mod tests {
         let frr = Profiles::builtin().get("frr").unwrap();
         let mut m = PromptMatcher::new(&frr);
         let (before, p) = m.split("hello\nleaf1(config-if)# ").unwrap();
-        assert_eq!((before, p.host.as_str(), p.config_mode, p.line.as_str()), ("hello\n", "leaf1", true, "leaf1(config-if)#"));
+        assert_eq!(
+            (before, p.host.as_str(), p.config_mode, p.line.as_str()),
+            ("hello\n", "leaf1", true, "leaf1(config-if)#")
+        );
         assert!(m.split("leaf1#\nmore output").is_none());
         m.pin("leaf1");
         assert!(m.split("output\nspine2#").is_none(), "another host's prompt in the output is not ours");

@@ -66,7 +66,11 @@ impl SshTarget {
     }
 
     fn addr_text(&self) -> String {
-        if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) }
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -117,7 +121,10 @@ pub struct Applied {
 pub enum ApplyStage {
     Enter,
     /// `number` counts from 1.
-    Line { number: usize, line: String },
+    Line {
+        number: usize,
+        line: String,
+    },
     Commit,
     Leave,
     Save,
@@ -221,11 +228,17 @@ impl Session {
 
         let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-            Err(_) => match tokio::time::timeout_at(deadline, tokio::net::lookup_host((target.host.as_str(), target.port))).await {
-                Err(_) => return Err(err(SshErrorKind::ConnectTimeout { addr, after })),
-                Ok(Err(e)) => return Err(err(SshErrorKind::Resolve { host: target.host.clone(), reason: e.to_string() })),
-                Ok(Ok(a)) => a.collect(),
-            },
+            Err(_) => {
+                match tokio::time::timeout_at(deadline, tokio::net::lookup_host((target.host.as_str(), target.port)))
+                    .await
+                {
+                    Err(_) => return Err(err(SshErrorKind::ConnectTimeout { addr, after })),
+                    Ok(Err(e)) => {
+                        return Err(err(SshErrorKind::Resolve { host: target.host.clone(), reason: e.to_string() }));
+                    }
+                    Ok(Ok(a)) => a.collect(),
+                }
+            }
         };
         // russh's connect has no timeout of its own (a host that drops SYNs hangs for minutes).
         let stream = match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(&addrs[..])).await {
@@ -240,7 +253,10 @@ impl Session {
             inactivity_timeout: Some(opts.idle_timeout.max(opts.command_timeout)),
             keepalive_interval: None,
             nodelay: true,
-            preferred: russh::Preferred { key: Cow::Borrowed(hostkey::HOST_KEY_ALGORITHMS), ..russh::Preferred::DEFAULT },
+            preferred: russh::Preferred {
+                key: Cow::Borrowed(hostkey::HOST_KEY_ALGORITHMS),
+                ..russh::Preferred::DEFAULT
+            },
             ..Default::default()
         });
         let offered = Arc::new(Mutex::new(None));
@@ -370,7 +386,11 @@ impl Session {
     /// Enters configuration mode, sends `lines` one at a time, commits (where the platform has a
     /// commit) and leaves. The first line the device rejects stops the change: the profile's
     /// abort commands run and the result is [`ApplyError::Rejected`].
-    pub async fn apply_config<S: AsRef<str>>(&mut self, lines: &[S], opts: &ApplyOptions) -> Result<Applied, ApplyError> {
+    pub async fn apply_config<S: AsRef<str>>(
+        &mut self,
+        lines: &[S],
+        opts: &ApplyOptions,
+    ) -> Result<Applied, ApplyError> {
         let profile = self.profile.clone();
         let (enter, commit) = match (opts.confirm_within, &profile.confirmed) {
             (None, _) => (&profile.config.enter, &profile.config.commit),
@@ -384,11 +404,8 @@ impl Session {
             }
         };
         let confirm_within = opts.confirm_within.unwrap_or(Duration::from_secs(600));
-        let session_name = format!(
-            "nw-{}-{}",
-            chrono::Utc::now().timestamp(),
-            CHANGE_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let session_name =
+            format!("nw-{}-{}", chrono::Utc::now().timestamp(), CHANGE_COUNTER.fetch_add(1, Ordering::Relaxed));
         let expand = |c: &String| profile::expand(c, &session_name, confirm_within);
         self.ensure_exec_mode().await?;
         let mut transcript = Vec::new();
@@ -558,7 +575,13 @@ impl Session {
                 return Ok(found);
             }
             let msg = match tokio::time::timeout_at(deadline, self.channel.wait()).await {
-                Err(_) => return Err(SshErrorKind::CommandTimeout { stage: stage.to_owned(), after: limit, tail: tail(&raw) }),
+                Err(_) => {
+                    return Err(SshErrorKind::CommandTimeout {
+                        stage: stage.to_owned(),
+                        after: limit,
+                        tail: tail(&raw),
+                    });
+                }
                 Ok(None) => return Err(SshErrorKind::Closed { stage: stage.to_owned(), tail: tail(&raw) }),
                 Ok(Some(msg)) => msg,
             };
@@ -567,7 +590,10 @@ impl Session {
                 ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
                     raw.extend_from_slice(&data);
                     if raw.len() > self.opts.max_output_bytes {
-                        return Err(SshErrorKind::OutputTooLarge { stage: stage.to_owned(), limit: self.opts.max_output_bytes });
+                        return Err(SshErrorKind::OutputTooLarge {
+                            stage: stage.to_owned(),
+                            limit: self.opts.max_output_bytes,
+                        });
                     }
                 }
                 ChannelMsg::Failure => return Err(SshErrorKind::Refused { stage: stage.to_owned() }),
@@ -617,8 +643,10 @@ async fn authenticate(handle: &mut client::Handle<Verifier>, user: &str, auth: &
                         KeyboardInteractiveAuthResponse::Success => return Ok(()),
                         KeyboardInteractiveAuthResponse::Failure { .. } => break,
                         KeyboardInteractiveAuthResponse::InfoRequest { ref prompts, .. } => {
-                            let answers =
-                                prompts.iter().map(|p| if p.echo { user.to_owned() } else { password.clone() }).collect();
+                            let answers = prompts
+                                .iter()
+                                .map(|p| if p.echo { user.to_owned() } else { password.clone() })
+                                .collect();
                             response = handle.authenticate_keyboard_interactive_respond(answers).await?;
                         }
                     }

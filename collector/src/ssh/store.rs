@@ -6,7 +6,10 @@ use serde::Serialize;
 use tokio_postgres::GenericClient;
 
 /// The key a device is trusted with, if any.
-pub async fn trusted_key(client: &impl GenericClient, device_id: i64) -> Result<Option<TrustedKey>, tokio_postgres::Error> {
+pub async fn trusted_key(
+    client: &impl GenericClient,
+    device_id: i64,
+) -> Result<Option<TrustedKey>, tokio_postgres::Error> {
     let row = client
         .query_opt(
             "SELECT algorithm, fingerprint, public_key, trusted_by, trusted_at FROM ssh_host_key WHERE device_id = $1",
@@ -122,7 +125,9 @@ pub async fn retrust(
     let device_id: i64 = row.get(0);
     let previous: Option<String> = row.get(1);
     let refused: Option<OfferedKey> = match (row.get(2), row.get(3), row.get(4)) {
-        (Some(algorithm), Some(fingerprint), Some(public_key)) => Some(OfferedKey { algorithm, fingerprint, public_key }),
+        (Some(algorithm), Some(fingerprint), Some(public_key)) => {
+            Some(OfferedKey { algorithm, fingerprint, public_key })
+        }
         _ => None,
     };
     match (refused, expected) {
@@ -171,7 +176,10 @@ pub async fn store_fact(
 pub async fn facts(
     client: &impl GenericClient,
     device_id: i64,
-) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>, Option<serde_json::Value>, Option<String>)>, tokio_postgres::Error> {
+) -> Result<
+    Vec<(String, chrono::DateTime<chrono::Utc>, Option<serde_json::Value>, Option<String>)>,
+    tokio_postgres::Error,
+> {
     let rows = client
         .query(
             "SELECT fact, collected_at, data, error FROM device_cli_fact WHERE device_id = $1 ORDER BY fact",

@@ -3,8 +3,8 @@
 
 pub mod query;
 pub mod routing;
-pub mod topology;
 mod state;
+pub mod topology;
 mod writer;
 
 pub use state::{interface_ids, record_poll_failure, record_poll_success, record_skipped};

@@ -54,8 +54,12 @@ pub async fn device_states(db: &impl GenericClient) -> Result<Vec<DeviceState>, 
     Ok(rows.iter().map(state_from).collect())
 }
 
-pub async fn device_state(db: &impl GenericClient, device_id: i64) -> Result<Option<DeviceState>, tokio_postgres::Error> {
-    let row = db.query_opt(&format!("SELECT {STATE_COLS} FROM device_state WHERE device_id = $1"), &[&device_id]).await?;
+pub async fn device_state(
+    db: &impl GenericClient,
+    device_id: i64,
+) -> Result<Option<DeviceState>, tokio_postgres::Error> {
+    let row =
+        db.query_opt(&format!("SELECT {STATE_COLS} FROM device_state WHERE device_id = $1"), &[&device_id]).await?;
     Ok(row.as_ref().map(state_from))
 }
 
@@ -258,7 +262,14 @@ pub fn outage_periods(changes: &[StateChange], healthy_state: &str, from: DateTi
             (None, false) if c.old_state.is_some() || c.new_state.is_some() => {
                 // Appearing in a bad state counts too; vanishing from a healthy one is an outage.
                 open.insert(&c.key, out.len());
-                out.push(Outage { kind: c.kind.clone(), key: c.key.clone(), state: c.new_state.clone(), start: c.time, end: None, seconds: None });
+                out.push(Outage {
+                    kind: c.kind.clone(),
+                    key: c.key.clone(),
+                    state: c.new_state.clone(),
+                    start: c.time,
+                    end: None,
+                    seconds: None,
+                });
             }
             _ => {}
         }

@@ -20,7 +20,10 @@ pub fn bgp_state_name(s: BgpState) -> String {
 }
 
 fn ospf_state_name(n: &OspfNeighbor) -> String {
-    serde_json::to_value(n.state).ok().and_then(|v| v.as_str().map(str::to_lowercase)).unwrap_or_else(|| format!("{:?}", n.state).to_lowercase())
+    serde_json::to_value(n.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_lowercase))
+        .unwrap_or_else(|| format!("{:?}", n.state).to_lowercase())
 }
 
 fn bgp_key(p: &BgpPeer) -> String {
@@ -50,7 +53,10 @@ pub struct RoutingChanges {
 }
 
 /// Diff of keyed states: (key, old, new) for every key whose state differs.
-fn diff(old: &HashMap<String, String>, new: &BTreeMap<String, String>) -> Vec<(String, Option<String>, Option<String>)> {
+fn diff(
+    old: &HashMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<(String, Option<String>, Option<String>)> {
     let mut out = Vec::new();
     for (k, v) in new {
         if old.get(k) != Some(v) {
@@ -66,7 +72,11 @@ fn diff(old: &HashMap<String, String>, new: &BTreeMap<String, String>) -> Vec<(S
     out
 }
 
-async fn current(tx: &tokio_postgres::Transaction<'_>, sql: &str, device_id: i64) -> Result<HashMap<String, String>, tokio_postgres::Error> {
+async fn current(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    device_id: i64,
+) -> Result<HashMap<String, String>, tokio_postgres::Error> {
     Ok(tx.query(sql, &[&device_id]).await?.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
@@ -102,7 +112,8 @@ pub async fn record_routing(
     )
     .await?;
     let new_bgp: BTreeMap<String, String> = poll.bgp.iter().map(|p| (bgp_key(p), bgp_state_name(p.state))).collect();
-    let new_ospf: BTreeMap<String, String> = poll.ospf_neighbors.iter().map(|n| (ospf_key(n), ospf_state_name(n))).collect();
+    let new_ospf: BTreeMap<String, String> =
+        poll.ospf_neighbors.iter().map(|n| (ospf_key(n), ospf_state_name(n))).collect();
     let mut grouped: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in &poll.neighbors {
         grouped.entry(port_key(n)).or_default().push(neighbor_identity(n));
@@ -206,7 +217,16 @@ pub async fn record_routing(
         let idx = n.addressless_index as i32;
         tx.execute(
             &upsert_ospf,
-            &[&device_id, &n.addr.to_string(), &idx, &n.router_id.to_string(), &ospf_state_name(n), &n.events.map(i64::from), &n.priority, &at],
+            &[
+                &device_id,
+                &n.addr.to_string(),
+                &idx,
+                &n.router_id.to_string(),
+                &ospf_state_name(n),
+                &n.events.map(i64::from),
+                &n.priority,
+                &at,
+            ],
         )
         .await?;
         ospf_keys.0.push(n.addr.to_string());
@@ -285,7 +305,11 @@ pub async fn record_routing(
         &[&device_id, &protos, &ports, &chassis, &port_ids, &at],
     )
     .await?;
-    tx.execute("UPDATE device_state SET lldp_chassis_id = $2 WHERE device_id = $1", &[&device_id, &poll.local_chassis_id]).await?;
+    tx.execute(
+        "UPDATE device_state SET lldp_chassis_id = $2 WHERE device_id = $1",
+        &[&device_id, &poll.local_chassis_id],
+    )
+    .await?;
     tx.commit().await?;
     Ok(RoutingChanges { recorded })
 }

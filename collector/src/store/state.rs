@@ -3,8 +3,8 @@
 use crate::ifmib::InterfaceRow;
 use crate::poll::DevicePoll;
 use chrono::{DateTime, Utc};
-use tokio_postgres::GenericClient;
 use std::collections::HashMap;
+use tokio_postgres::GenericClient;
 
 /// Upserts the interfaces seen in a poll and returns their ids by tracking key.
 pub async fn interface_ids(
@@ -95,7 +95,15 @@ pub async fn record_poll_success(
          INSERT INTO state_change (time, device_id, kind, key, old_state, new_state)
          SELECT $2, $1, 'device', 'status', prev.status, upd.status
            FROM upd LEFT JOIN prev ON true WHERE prev.status IS DISTINCT FROM upd.status",
-        &[&device_id, &at, &s.sys_name, &s.sys_descr, &s.sys_object_id, &s.sys_uptime_ticks.map(i64::from), &duration_ms],
+        &[
+            &device_id,
+            &at,
+            &s.sys_name,
+            &s.sys_descr,
+            &s.sys_object_id,
+            &s.sys_uptime_ticks.map(i64::from),
+            &duration_ms,
+        ],
     )
     .await?;
     Ok(())
@@ -134,7 +142,11 @@ pub async fn record_poll_failure(
 }
 
 /// Counts polls skipped because the previous one overran its interval.
-pub async fn record_skipped(db: &impl GenericClient, device_id: i64, skipped: i64) -> Result<(), tokio_postgres::Error> {
+pub async fn record_skipped(
+    db: &impl GenericClient,
+    device_id: i64,
+    skipped: i64,
+) -> Result<(), tokio_postgres::Error> {
     db.execute(
         "INSERT INTO device_state (device_id, polls_skipped) VALUES ($1, $2)
          ON CONFLICT (device_id) DO UPDATE SET polls_skipped = device_state.polls_skipped + $2",

@@ -4,7 +4,9 @@
 use crate::topology::{Adjacency, DeviceStatus, Protocol, TopoDevice};
 use tokio_postgres::GenericClient;
 
-pub async fn topology_inputs(db: &impl GenericClient) -> Result<(Vec<TopoDevice>, Vec<Adjacency>), tokio_postgres::Error> {
+pub async fn topology_inputs(
+    db: &impl GenericClient,
+) -> Result<(Vec<TopoDevice>, Vec<Adjacency>), tokio_postgres::Error> {
     let devices = db
         .query(
             "SELECT d.id, d.name, d.role, d.site, d.host, s.lldp_chassis_id, s.sys_name, coalesce(s.status, 'unknown')
@@ -65,8 +67,16 @@ use crate::topology::{Topology, TopologyChange, diff};
 use chrono::{DateTime, Utc};
 
 /// The stored topology as of `at` (the latest snapshot not after it).
-pub async fn snapshot_at(db: &impl GenericClient, at: DateTime<Utc>) -> Result<Option<Topology>, tokio_postgres::Error> {
-    let row = db.query_opt("SELECT topology FROM topology_snapshot WHERE time <= $1 ORDER BY time DESC, id DESC LIMIT 1", &[&at]).await?;
+pub async fn snapshot_at(
+    db: &impl GenericClient,
+    at: DateTime<Utc>,
+) -> Result<Option<Topology>, tokio_postgres::Error> {
+    let row = db
+        .query_opt(
+            "SELECT topology FROM topology_snapshot WHERE time <= $1 ORDER BY time DESC, id DESC LIMIT 1",
+            &[&at],
+        )
+        .await?;
     Ok(row.and_then(|r| serde_json::from_value(r.get::<_, serde_json::Value>(0)).ok()))
 }
 
@@ -116,7 +126,8 @@ pub async fn refresh(
 
 /// Short before/after words for a history row.
 fn change_states(v: &serde_json::Value) -> (Option<String>, Option<String>) {
-    let word = |s: Option<&serde_json::Value>| s.and_then(|s| s.get("status")).and_then(|x| x.as_str()).map(str::to_string);
+    let word =
+        |s: Option<&serde_json::Value>| s.and_then(|s| s.get("status")).and_then(|x| x.as_str()).map(str::to_string);
     match v.get("change").and_then(|c| c.as_str()) {
         Some("link_added") => (None, word(v.get("state")).or(Some("present".into()))),
         Some("link_removed") => (word(v.get("state")).or(Some("present".into())), None),

@@ -143,10 +143,15 @@ const POLL_TYPES: [Type; 8] =
 
 impl SampleWriter {
     /// Starts the writer task. It drains and flushes what it holds when `cancel` fires.
-    pub fn spawn(pool: Pool, opts: WriterOptions, cancel: CancellationToken) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        pool: Pool,
+        opts: WriterOptions,
+        cancel: CancellationToken,
+    ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(opts.channel_capacity);
         let stats = Arc::new(WriterStats::default());
-        let w = SampleWriter { pool, opts, stats: stats.clone(), if_buf: Vec::new(), poll_buf: Vec::new(), failures: 0 };
+        let w =
+            SampleWriter { pool, opts, stats: stats.clone(), if_buf: Vec::new(), poll_buf: Vec::new(), failures: 0 };
         let task = tokio::spawn(w.run(rx, cancel));
         (WriterHandle { tx, stats }, task)
     }
@@ -339,61 +344,61 @@ async fn copy_batch(pool: &Pool, stats: &WriterStats, batch: &Batch) -> Result<(
 }
 
 async fn copy_inner(pool: &Pool, if_rows: &[IfSampleRow], poll_rows: &[PollSampleRow]) -> Result<(), String> {
-        // Errors keep the server's message (tokio-postgres' Display hides it behind "db error").
-        let msg = |e: tokio_postgres::Error| crate::db::error_text(&e);
-        let mut client = pool.get().await.map_err(|e| format!("no database connection: {e}"))?;
-        let tx = client.transaction().await.map_err(msg)?;
-        let n_if = if_rows.len();
-        let n_poll = poll_rows.len();
-        if n_if > 0 {
-            let sink = tx
+    // Errors keep the server's message (tokio-postgres' Display hides it behind "db error").
+    let msg = |e: tokio_postgres::Error| crate::db::error_text(&e);
+    let mut client = pool.get().await.map_err(|e| format!("no database connection: {e}"))?;
+    let tx = client.transaction().await.map_err(msg)?;
+    let n_if = if_rows.len();
+    let n_poll = poll_rows.len();
+    if n_if > 0 {
+        let sink = tx
                 .copy_in(
                     "COPY if_sample (time, device_id, interface_id, admin_status, oper_status, speed_bps, in_bps, out_bps,
                                      in_pps, out_pps, in_errors, out_errors, in_discards, out_discards) FROM STDIN BINARY",
                 )
                 .await
                 .map_err(msg)?;
-            let w = BinaryCopyInWriter::new(sink, &IF_TYPES);
-            pin_mut!(w);
-            for r in if_rows {
-                let row: [&(dyn ToSql + Sync); 14] = [
-                    &r.time,
-                    &r.device_id,
-                    &r.interface_id,
-                    &r.admin_status,
-                    &r.oper_status,
-                    &r.speed_bps,
-                    &r.in_bps,
-                    &r.out_bps,
-                    &r.in_pps,
-                    &r.out_pps,
-                    &r.in_errors,
-                    &r.out_errors,
-                    &r.in_discards,
-                    &r.out_discards,
-                ];
-                w.as_mut().write(&row).await.map_err(msg)?;
-            }
-            w.finish().await.map_err(msg)?;
+        let w = BinaryCopyInWriter::new(sink, &IF_TYPES);
+        pin_mut!(w);
+        for r in if_rows {
+            let row: [&(dyn ToSql + Sync); 14] = [
+                &r.time,
+                &r.device_id,
+                &r.interface_id,
+                &r.admin_status,
+                &r.oper_status,
+                &r.speed_bps,
+                &r.in_bps,
+                &r.out_bps,
+                &r.in_pps,
+                &r.out_pps,
+                &r.in_errors,
+                &r.out_errors,
+                &r.in_discards,
+                &r.out_discards,
+            ];
+            w.as_mut().write(&row).await.map_err(msg)?;
         }
-        if n_poll > 0 {
-            let sink = tx
-                .copy_in(
-                    "COPY poll_sample (time, device_id, status, duration_ms, requests, varbinds, error_kind, error)
+        w.finish().await.map_err(msg)?;
+    }
+    if n_poll > 0 {
+        let sink = tx
+            .copy_in(
+                "COPY poll_sample (time, device_id, status, duration_ms, requests, varbinds, error_kind, error)
                      FROM STDIN BINARY",
-                )
-                .await
-                .map_err(msg)?;
-            let w = BinaryCopyInWriter::new(sink, &POLL_TYPES);
-            pin_mut!(w);
-            for r in poll_rows {
-                let status: &str = r.status;
-                let row: [&(dyn ToSql + Sync); 8] =
-                    [&r.time, &r.device_id, &status, &r.duration_ms, &r.requests, &r.varbinds, &r.error_kind, &r.error];
-                w.as_mut().write(&row).await.map_err(msg)?;
-            }
-            w.finish().await.map_err(msg)?;
+            )
+            .await
+            .map_err(msg)?;
+        let w = BinaryCopyInWriter::new(sink, &POLL_TYPES);
+        pin_mut!(w);
+        for r in poll_rows {
+            let status: &str = r.status;
+            let row: [&(dyn ToSql + Sync); 8] =
+                [&r.time, &r.device_id, &status, &r.duration_ms, &r.requests, &r.varbinds, &r.error_kind, &r.error];
+            w.as_mut().write(&row).await.map_err(msg)?;
         }
-        tx.commit().await.map_err(msg)?;
-        Ok(())
+        w.finish().await.map_err(msg)?;
+    }
+    tx.commit().await.map_err(msg)?;
+    Ok(())
 }
