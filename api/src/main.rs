@@ -37,6 +37,34 @@ enum Command {
     /// Configuration snapshots: backup, diff, history.
     #[command(subcommand)]
     Config(api::cli_ssh::ConfigCommand),
+    /// Serve simulated SNMP v2c switches on loopback and write the matching inventory file
+    /// (IF-MIB and system group so far; routing tables, SSH and faults are to come).
+    Sim(SimArgs),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Number of simulated devices.
+    #[arg(long, default_value_t = 8)]
+    devices: usize,
+    /// Ethernet ports per device.
+    #[arg(long, default_value_t = 48)]
+    ports: u32,
+    /// Port speed in Mb/s.
+    #[arg(long, default_value_t = 10_000)]
+    speed_mbps: u32,
+    /// Loopback address the agents bind to (127.0.0.0/8 only).
+    #[arg(long, default_value = "127.0.0.1")]
+    address: std::net::Ipv4Addr,
+    /// First UDP port; device i listens on base_port + i (0: any free port for each).
+    #[arg(long, default_value_t = 20161)]
+    base_port: u16,
+    /// Agent latency per varbind (e.g. 2ms), to model slow real agents.
+    #[arg(long, default_value = "0s")]
+    latency_per_varbind: humantime::Duration,
+    /// Where to write the inventory of the simulated devices (YAML).
+    #[arg(long, default_value = "sim-inventory.yaml")]
+    inventory: PathBuf,
 }
 
 #[derive(Args)]
@@ -125,6 +153,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             api::runtime::serve(cfg, demo).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Sim(args) => sim(args).await,
         Command::Ssh(args) => api::cli_ssh::run_ssh(&Config::load(cli.config.as_deref())?, args).await,
         Command::SshTrust(args) => api::cli_ssh::run_trust(&Config::load(cli.config.as_deref())?, args).await,
         Command::Config(cmd) => api::cli_ssh::run_config(&Config::load(cli.config.as_deref())?, cmd).await,
@@ -206,4 +235,53 @@ async fn poll(a: PollArgs) -> Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::from(2))
         }
     }
+}
+
+async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
+    use collector::inventory::{Device, SnmpCredentials};
+    if !a.address.is_loopback() {
+        bail!("--address {}: simulated devices live on loopback (127.0.0.0/8) only", a.address);
+    }
+    let name = |i: usize| format!("sim-sw{:05}", i + 1);
+    let config =
+        collector::sim::agent::AgentConfig { latency_per_varbind: a.latency_per_varbind.into(), ..Default::default() };
+    let mibs = collector::sim::device::switches(a.devices, a.ports, a.speed_mbps, name);
+    let agents = collector::sim::agent::bind_agents(std::net::IpAddr::V4(a.address), a.base_port, mibs, &config)
+        .await
+        .with_context(|| format!("binding {} agents on {}:{}..", a.devices, a.address, a.base_port))?;
+    let devices: Vec<Device> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, agent)| Device {
+            id: None,
+            name: name(i),
+            host: a.address.to_string(),
+            snmp_port: agent.local_addr().port(),
+            site: Some("sim".into()),
+            role: Some("leaf".into()),
+            vendor: Some("netwarden-sim".into()),
+            platform: None,
+            tags: vec!["sim".into()],
+            snmp: SnmpCredentials::V2c { community: config.community.clone() },
+            ssh: None,
+            poll_interval: None,
+        })
+        .collect();
+    let yaml = collector::inventory::export_yaml(&devices, true);
+    let tmp = a.inventory.with_extension("yaml.tmp");
+    std::fs::write(&tmp, yaml).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &a.inventory).with_context(|| format!("writing {}", a.inventory.display()))?;
+    println!(
+        "simulating {} device(s) × {} ports on {}:{}-{}; inventory: {} (netwarden inventory import {})",
+        agents.len(),
+        a.ports,
+        a.address,
+        a.base_port,
+        a.base_port as usize + agents.len().saturating_sub(1),
+        a.inventory.display(),
+        a.inventory.display()
+    );
+    api::runtime::shutdown_signal().await;
+    drop(agents);
+    Ok(std::process::ExitCode::SUCCESS)
 }
