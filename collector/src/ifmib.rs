@@ -11,9 +11,12 @@ pub const SYS_OBJECT_ID: &str = "1.3.6.1.2.1.1.2.0";
 pub const SYS_UPTIME: &str = "1.3.6.1.2.1.1.3.0";
 pub const SYS_NAME: &str = "1.3.6.1.2.1.1.5.0";
 
-/// The system group scalars, fetched with one GET.
-pub fn system_oids() -> Vec<Oid> {
-    [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME].iter().map(|s| s.parse().expect("static")).collect()
+/// The system group scalars, fetched with one GET (parsed once, asked for every poll).
+pub fn system_oids() -> &'static [Oid] {
+    static OIDS: std::sync::LazyLock<Vec<Oid>> = std::sync::LazyLock::new(|| {
+        [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SYS_NAME].iter().map(|s| s.parse().expect("static")).collect()
+    });
+    &OIDS
 }
 
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
@@ -124,8 +127,10 @@ pub const IF_COLUMNS: [(IfColumn, &str); 31] = [
 pub const IF_TABLE: &str = "1.3.6.1.2.1.2.2";
 pub const IF_X_TABLE: &str = "1.3.6.1.2.1.31.1.1";
 
-pub fn if_column_oids() -> Vec<Oid> {
-    IF_COLUMNS.iter().map(|(_, s)| s.parse().expect("static")).collect()
+pub fn if_column_oids() -> &'static [Oid] {
+    static OIDS: std::sync::LazyLock<Vec<Oid>> =
+        std::sync::LazyLock::new(|| IF_COLUMNS.iter().map(|(_, s)| s.parse().expect("static")).collect());
+    &OIDS
 }
 
 /// A counter as the agent reported it, with its width (wrap arithmetic depends on it).

@@ -63,7 +63,12 @@ const COLUMNS_PER_WALK: usize = 24;
 
 /// Every column (and scalar object, walked to its `.0` instance) the routing decoders read: standard MIBs first,
 /// then the OID maps in their precedence order.
-pub fn routing_columns() -> Vec<Oid> {
+pub fn routing_columns() -> &'static [Oid] {
+    static COLUMNS: std::sync::LazyLock<Vec<Oid>> = std::sync::LazyLock::new(build_routing_columns);
+    &COLUMNS
+}
+
+fn build_routing_columns() -> Vec<Oid> {
     let mut out: Vec<Oid> = Vec::new();
     let standard = bgp::SCALARS.iter().chain(ospf::COLUMNS.iter()).chain(lldp::COLUMNS.iter());
     out.extend(standard.map(|s| oid(s)));
