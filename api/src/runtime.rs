@@ -292,7 +292,7 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         "  API        http://{addr}/api/v1/devices   (health: http://{addr}/health, metrics: http://{addr}/metrics)"
     );
     println!("  database   {} (storage back-end: {})", db.description(), report.backend.as_str());
-    println!("  polling    {n_devices} device(s) every {:?}", cfg.polling.interval);
+    println!("  polling    {n_devices} device(s) (default interval {:?})", cfg.polling.interval);
     if let Some(agent) = &demo_agent {
         println!(
             "  demo       polling a private net-snmp agent on {} (device \"{}\")",
