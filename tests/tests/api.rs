@@ -7,29 +7,17 @@ use collector::db::{self, BackendChoice};
 use collector::secrets::SecretBox;
 use netwarden_tests::pg;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use tower::ServiceExt;
 
 async fn app(tdb: &pg::TestDb) -> axum::Router {
     let mut c = tdb.connect().await;
     db::migrate(&mut c, BackendChoice::Auto).await.unwrap();
     let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
-    let (writer, _) = collector::store::SampleWriter::spawn(pool.clone(), Default::default(), Default::default());
-    let state = api::runtime::AppState {
-        pool: pool.clone(),
-        secrets: Arc::new(SecretBox::from_key(&[3; 32])),
-        scheduler_stats: Default::default(),
-        writer,
-        inventory_changed: Default::default(),
-        backend: "partitioned",
-        metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
-        topology: Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[])))),
-        ssh: Arc::new(collector::ssh::SshManager::new(
-            pool.clone(),
-            Arc::new(collector::ssh::Profiles::builtin()),
-            Default::default(),
-        )),
-    };
+    let state = netwarden_tests::app::app_state(
+        pool,
+        SecretBox::from_key(&[3; 32]),
+        collector::topology::Topology::build(&[], &[]),
+    );
     api::http::router(state)
 }
 
@@ -152,22 +140,7 @@ async fn topology_endpoints_and_adopting_a_discovered_neighbour() {
     assert!(!changes.is_empty());
     let app = {
         let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
-        let (writer, _) = collector::store::SampleWriter::spawn(pool.clone(), Default::default(), Default::default());
-        api::http::router(api::runtime::AppState {
-            pool: pool.clone(),
-            secrets: Arc::new(secrets.clone()),
-            scheduler_stats: Default::default(),
-            writer,
-            inventory_changed: Default::default(),
-            backend: "partitioned",
-            metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
-            topology: Arc::new(std::sync::RwLock::new(Arc::new(topo))),
-            ssh: Arc::new(collector::ssh::SshManager::new(
-                pool.clone(),
-                Arc::new(collector::ssh::Profiles::builtin()),
-                Default::default(),
-            )),
-        })
+        api::http::router(netwarden_tests::app::app_state(pool, secrets.clone(), topo))
     };
     let (st, g, _) = call(&app, "GET", "/api/v1/topology", None).await;
     assert_eq!(st, StatusCode::OK);

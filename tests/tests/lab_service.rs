@@ -301,23 +301,9 @@ fn config_backup_through_the_api() {
             let devices = collector::inventory::read_inventory_file(&inventory, None).unwrap();
             store::import(&mut c, &secrets, &devices, store::ImportMode::Merge).await.unwrap();
             let pool = db::connect(&tdb.connection_string, 4).await.unwrap();
-            let (writer, _) = SampleWriter::spawn(pool.clone(), Default::default(), Default::default());
-            let ssh = Arc::new(collector::ssh::SshManager::new(
-                pool.clone(),
-                Arc::new(collector::ssh::Profiles::builtin()),
-                Default::default(),
-            ));
-            let app = api::http::router(api::runtime::AppState {
-                pool,
-                secrets: Arc::new(secrets),
-                scheduler_stats: Default::default(),
-                writer,
-                inventory_changed: Default::default(),
-                backend: "partitioned",
-                metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
-                topology: Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[])))),
-                ssh: ssh.clone(),
-            });
+            let state = netwarden_tests::app::app_state(pool, secrets, collector::topology::Topology::build(&[], &[]));
+            let ssh = state.ssh.clone();
+            let app = api::http::router(state);
             let call = |method: &str, uri: &str| {
                 let req =
                     axum::http::Request::builder().method(method).uri(uri).body(axum::body::Body::empty()).unwrap();
