@@ -26,6 +26,20 @@ fn lab_turn() -> std::sync::MutexGuard<'static, ()> {
     LAB.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Brings the lab up (idempotent) and takes this file's turn on it; None (after saying why) when
+/// not root.
+fn lab_up() -> Option<std::sync::MutexGuard<'static, ()>> {
+    if !netwarden_tests::util::is_root() {
+        eprintln!("skipped: the routed lab needs root (network namespaces); CI runs as root");
+        return None;
+    }
+    let turn = lab_turn();
+    let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/up.sh");
+    let out = Command::new("bash").arg(&up).output().expect("up.sh");
+    assert!(out.status.success(), "up.sh: {}", String::from_utf8_lossy(&out.stderr));
+    Some(turn)
+}
+
 fn lab_dir() -> PathBuf {
     std::env::var_os("NWLAB_DIR").filter(|v| !v.is_empty()).map(PathBuf::from).unwrap_or_else(|| "/tmp/nwlab".into())
 }
@@ -61,14 +75,7 @@ async fn wait_count(c: &tokio_postgres::Client, sql: &str, want: i64, within: Du
 
 #[test]
 fn lab_routing_state_history_and_a_link_failure() {
-    if !netwarden_tests::util::is_root() {
-        eprintln!("skipped: the routed lab needs root (network namespaces); CI runs as root");
-        return;
-    }
-    let _turn = lab_turn();
-    let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/up.sh");
-    let out = Command::new("bash").arg(&up).output().expect("up.sh");
-    assert!(out.status.success(), "up.sh: {}", String::from_utf8_lossy(&out.stderr));
+    let Some(_turn) = lab_up() else { return };
     let tdb = pg::fresh_db();
     let inventory = lab_dir().join("inventory.yaml");
     let wiring: serde_json::Value =
@@ -223,13 +230,7 @@ fn lab_routing_state_history_and_a_link_failure() {
 /// beside the interfaces, as a table and as JSON.
 #[test]
 fn poll_cli_shows_routing_beside_interfaces() {
-    if !netwarden_tests::util::is_root() {
-        eprintln!("skipped: the routed lab needs root (network namespaces); CI runs as root");
-        return;
-    }
-    let _turn = lab_turn();
-    let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/up.sh");
-    assert!(Command::new("bash").arg(&up).status().expect("up.sh").success());
+    let Some(_turn) = lab_up() else { return };
     let bin = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("netwarden");
     assert!(bin.exists(), "{} not built", bin.display());
     let run = |extra: &[&str]| {
@@ -281,13 +282,7 @@ fn poll_cli_shows_routing_beside_interfaces() {
 #[test]
 fn config_backup_through_the_api() {
     use tower::ServiceExt;
-    if !netwarden_tests::util::is_root() {
-        eprintln!("skipped: the routed lab needs root (network namespaces); CI runs as root");
-        return;
-    }
-    let _turn = lab_turn();
-    let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/up.sh");
-    assert!(Command::new("bash").arg(&up).status().expect("up.sh").success());
+    let Some(_turn) = lab_up() else { return };
     let tdb = pg::fresh_db();
     let inventory = lab_dir().join("inventory.yaml");
     let file = std::fs::File::open("/run/netns/nwlab-mgmt").expect("lab mgmt namespace");

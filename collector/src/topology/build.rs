@@ -13,8 +13,8 @@
 //! that names an interface (not a MAC and not a bare number), else its port description.
 
 use super::{
-    Adjacency, BuildWarning, DeviceStatus, Link, LinkEnd, LinkKey, Node, NodeOrigin, OperStatus, Protocol, SeenFrom,
-    TopoDevice, Topology,
+    Adjacency, BuildWarning, Link, LinkEnd, LinkKey, Node, NodeOrigin, OperStatus, Protocol, SeenFrom, TopoDevice,
+    Topology,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -103,16 +103,7 @@ impl Topology {
                     }
                     let reporter = nodes[from].name.clone();
                     let n = *discovered.entry(key.clone()).or_insert_with(|| {
-                        nodes.push(Node {
-                            name: format!("discovered:{key}"),
-                            sys_name: None,
-                            role: None,
-                            site: None,
-                            mgmt_addr: None,
-                            chassis_ids: Vec::new(),
-                            status: DeviceStatus::Unknown,
-                            origin: NodeOrigin::Discovered { chassis_id: key, seen_by: Vec::new() },
-                        });
+                        nodes.push(Node::bare_discovered(format!("discovered:{key}"), key));
                         nodes.len() - 1
                     });
                     let node = &mut nodes[n];

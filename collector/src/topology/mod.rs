@@ -250,6 +250,20 @@ pub struct Node {
 }
 
 impl Node {
+    /// A discovered node known only by name and chassis id (details are filled in as seen).
+    pub(crate) fn bare_discovered(name: String, chassis_id: String) -> Node {
+        Node {
+            name,
+            sys_name: None,
+            role: None,
+            site: None,
+            mgmt_addr: None,
+            chassis_ids: Vec::new(),
+            status: DeviceStatus::Unknown,
+            origin: NodeOrigin::Discovered { chassis_id, seen_by: Vec::new() },
+        }
+    }
+
     pub fn is_discovered(&self) -> bool {
         matches!(self.origin, NodeOrigin::Discovered { .. })
     }
@@ -393,16 +407,7 @@ impl Topology {
             .filter(|d| !by_name.contains_key(*d))
             .collect();
         if !missing.is_empty() {
-            nodes.extend(missing.into_iter().map(|name| Node {
-                name: name.to_owned(),
-                sys_name: None,
-                role: None,
-                site: None,
-                mgmt_addr: None,
-                chassis_ids: Vec::new(),
-                status: DeviceStatus::Unknown,
-                origin: NodeOrigin::Discovered { chassis_id: String::new(), seen_by: Vec::new() },
-            }));
+            nodes.extend(missing.into_iter().map(|name| Node::bare_discovered(name.to_owned(), String::new())));
             nodes.sort_by(|x, y| x.name.cmp(&y.name));
             by_name = nodes.iter().enumerate().map(|(i, n)| (n.name.clone(), i)).collect();
         }
