@@ -1,8 +1,9 @@
 //! netwarden's rules crate: the alert engine, the intent engine and the notifiers.
 //!
-//! Role: evaluate rules and intents over what the collector stored, keep the alert lifecycle, and
-//! deliver notifications. Boundaries: it performs no device I/O; it reads samples and state
-//! through the collector's store and never writes a sample.
-//!
-//! Not built yet: the engine lands with the alert-engine issue. This crate exists now so that the
-//! dependency flow `collector → rules → remediation → api` is fixed in the workspace from day one.
+//! Role: evaluate rules over what the collector observed, keep the alert lifecycle (pending,
+//! firing, resolved, acknowledged, silenced, inhibited, suppressed by topology), route alerts to
+//! receivers with grouping and escalation, and deliver notifications durably through an outbox.
+//! Boundaries: it performs no device I/O and never writes a sample; it reads state through the
+//! collector's store and observations, and owns only the alert and outbox tables.
+
+pub mod alert;
