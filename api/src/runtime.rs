@@ -268,6 +268,7 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         writer.clone(),
         cfg.scheduler_options(),
         stats.clone(),
+        collector::observe::SchedulerHooks::default(),
         dev_rx,
         cancel.clone(),
     ));

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod db;
 pub mod ifmib;
 pub mod inventory;
+pub mod observe;
 pub mod poll;
 pub mod routing;
 pub mod scheduler;

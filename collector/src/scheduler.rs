@@ -5,6 +5,7 @@
 use crate::counters::{CounterState, InterfaceRates};
 use crate::ifmib::{self, InterfaceRow};
 use crate::inventory::Device;
+use crate::observe::{Observation, Outcome, SchedulerHooks};
 use crate::poll::poll_device;
 use crate::snmp::{ClientOptions, SnmpClient};
 use crate::store::{self, IfSampleRow, PollSampleRow, WriterHandle};
@@ -63,6 +64,7 @@ struct Shared {
     permits: Semaphore,
     opts: SchedulerOptions,
     stats: Arc<SchedulerStats>,
+    hooks: SchedulerHooks,
 }
 
 /// Runs until `cancel`; follows the device list published on `devices` (add, change, remove).
@@ -71,10 +73,12 @@ pub async fn run(
     writer: WriterHandle,
     opts: SchedulerOptions,
     stats: Arc<SchedulerStats>,
+    hooks: SchedulerHooks,
     mut devices: watch::Receiver<Vec<ScheduledDevice>>,
     cancel: CancellationToken,
 ) {
-    let shared = Arc::new(Shared { pool, writer, permits: Semaphore::new(opts.max_in_flight.max(1)), opts, stats });
+    let permits = Semaphore::new(opts.max_in_flight.max(1));
+    let shared = Arc::new(Shared { pool, writer, permits, opts, stats, hooks });
     let mut running: HashMap<i64, (ScheduledDevice, CancellationToken, tokio::task::JoinHandle<()>)> = HashMap::new();
     loop {
         let wanted: Vec<ScheduledDevice> = devices.borrow_and_update().clone();
@@ -139,10 +143,19 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
     let mut last_poll: Option<Instant> = None;
     let mut failures: u32 = 0;
     let mut resume_at: Option<Instant> = None;
+    let poll_now = shared.hooks.poll_now.as_ref().map(|p| (p.clone(), p.register(d.id)));
+    let _unregister = Unregister(poll_now.as_ref().map(|(p, _)| (p.clone(), d.id)));
     loop {
         let scheduled = tokio::select! {
             _ = cancel.cancelled() => return,
             t = ticker.tick() => t,
+            // notify_one keeps a permit when nobody waits, so a request between polls is not lost.
+            () = requested(poll_now.as_ref().map(|(_, n)| n.clone())) => {
+                // This poll runs even while backing off: a trap says the device is talking again.
+                resume_at = None;
+                metrics::counter!("netwarden_polls_requested_total").increment(1);
+                Instant::now()
+            }
         };
         if resume_at.is_some_and(|r| scheduled < r) {
             continue; // backing off a failing device: not an overrun
@@ -187,6 +200,12 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     error: poll_notes(&poll),
                 };
                 shared.writer.submit(if_rows, vec![poll_row]);
+                shared.hooks.observe(Observation {
+                    device_id: d.id,
+                    device: d.device.name.clone(),
+                    at,
+                    outcome: Outcome::Polled { poll: Arc::new(poll), rates: Arc::new(rates) },
+                });
             }
             Err(e) => {
                 failures += 1;
@@ -220,6 +239,17 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     error: Some(e.to_string()),
                 };
                 shared.writer.submit(Vec::new(), vec![row]);
+                shared.hooks.observe(Observation {
+                    device_id: d.id,
+                    device: d.device.name.clone(),
+                    at,
+                    outcome: Outcome::Failed {
+                        kind: e.kind().to_string(),
+                        error: e.to_string(),
+                        consecutive_failures: failures,
+                        down: failures as i64 >= i64::from(shared.opts.down_after_failures),
+                    },
+                });
                 // Back off: 1, 2, 4 ... intervals between attempts, capped.
                 let factor = 1u32 << (failures - 1).min(16);
                 let pause = interval.saturating_mul(factor).min(shared.opts.max_backoff.max(interval));
@@ -245,9 +275,33 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                 })
                 .collect();
             shared.writer.submit(Vec::new(), rows);
+            shared.hooks.observe(Observation {
+                device_id: d.id,
+                device: d.device.name.clone(),
+                at: Utc::now(),
+                outcome: Outcome::Overrun { skipped },
+            });
             if let Ok(db) = shared.pool.get().await {
                 let _ = store::record_skipped(&**db, d.id, skipped).await;
             }
+        }
+    }
+}
+
+async fn requested(n: Option<Arc<tokio::sync::Notify>>) {
+    match n {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Removes a device's poll-now registration when its loop ends.
+struct Unregister(Option<(Arc<crate::observe::PollNow>, i64)>);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        if let Some((p, id)) = &self.0 {
+            p.unregister(*id);
         }
     }
 }

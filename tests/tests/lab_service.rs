@@ -116,7 +116,7 @@ fn lab_routing_state_history_and_a_link_failure() {
                 client: ClientOptions { timeout: Duration::from_secs(1), retries: 1, ..Default::default() },
                 ..Default::default()
             };
-            let sched = tokio::spawn(scheduler::run(pool, writer, opts, Arc::new(SchedulerStats::default()), rx, cancel.clone()));
+            let sched = tokio::spawn(scheduler::run(pool, writer, opts, Arc::new(SchedulerStats::default()), Default::default(), rx, cancel.clone()));
 
             // Converged state, as the wiring says: 6 eBGP sessions seen from both ends, 6 OSPF
             // adjacencies from both ends, 6 cables seen by LLDP from both ends.

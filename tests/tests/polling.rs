@@ -3,6 +3,7 @@
 
 use collector::db::{self, BackendChoice};
 use collector::inventory::{Device, SnmpCredentials, store};
+use collector::observe::{Outcome, PollNow, SchedulerHooks};
 use collector::scheduler::{self, ScheduledDevice, SchedulerOptions, SchedulerStats};
 use collector::secrets::SecretBox;
 use collector::snmp::ClientOptions;
@@ -39,6 +40,15 @@ struct Running {
 }
 
 async fn start(tdb: &pg::TestDb, devices: Vec<Device>, client: ClientOptions) -> (tokio_postgres::Client, Running) {
+    start_with(tdb, devices, client, SchedulerHooks::default()).await
+}
+
+async fn start_with(
+    tdb: &pg::TestDb,
+    devices: Vec<Device>,
+    client: ClientOptions,
+    hooks: SchedulerHooks,
+) -> (tokio_postgres::Client, Running) {
     let mut c = tdb.connect().await;
     db::migrate(&mut c, BackendChoice::Auto).await.expect("migrate");
     let secrets = SecretBox::from_key(&[7; 32]);
@@ -61,7 +71,7 @@ async fn start(tdb: &pg::TestDb, devices: Vec<Device>, client: ClientOptions) ->
         let (writer, stats, cancel) = (writer.clone(), stats.clone(), cancel.clone());
         async move {
             let _keep_sender = _tx;
-            scheduler::run(pool, writer, opts, stats, rx, cancel).await
+            scheduler::run(pool, writer, opts, stats, hooks, rx, cancel).await
         }
     });
     (c, Running { cancel, stats, task, writer })
@@ -214,6 +224,55 @@ async fn an_overrunning_poll_skips_ticks_and_counts_them() {
         .collect();
     for w in times.windows(2) {
         assert!((w[1] - w[0]).num_milliseconds() >= 2000, "polls overlapped: {times:?}");
+    }
+    run.cancel.cancel();
+    run.task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_now_request_polls_at_once_and_every_outcome_is_observed() {
+    let agent = Snmpd::start();
+    let tdb = pg::fresh_db();
+    let (tx, mut observations) = tokio::sync::mpsc::channel(16);
+    let poll_now = Arc::new(PollNow::default());
+    let hooks = SchedulerHooks { observations: Some(tx), poll_now: Some(poll_now.clone()) };
+    // One device on a one-hour interval and one that never answers: without a request, the first
+    // would poll only at its phase within the hour.
+    let devices = vec![
+        device("agent", "127.0.0.1", agent.port(), Duration::from_secs(3600)),
+        device("silent", "127.0.0.1", netwarden_tests::util::free_udp_port(), Duration::from_secs(3600)),
+    ];
+    let client = ClientOptions { timeout: Duration::from_millis(200), retries: 0, ..Default::default() };
+    let (c, run) = start_with(&tdb, devices, client, hooks).await;
+    let ids: std::collections::HashMap<String, i64> =
+        c.query("SELECT name, id FROM device", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert!(!poll_now.request(-1), "an unknown device id is refused");
+    // The device loops register shortly after start; keep asking until both have polled.
+    let mut seen = std::collections::HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no observation for a poll-now request: {seen:?}");
+        for id in ids.values() {
+            poll_now.request(*id);
+        }
+        if let Ok(Some(o)) = tokio::time::timeout(Duration::from_millis(300), observations.recv()).await {
+            seen.insert(o.device.clone(), o);
+        }
+    }
+    match &seen["agent"].outcome {
+        Outcome::Polled { poll, rates } => {
+            assert!(!poll.interfaces.is_empty());
+            assert_eq!(rates.len(), poll.interfaces.len());
+            assert_eq!(seen["agent"].device_id, ids["agent"]);
+        }
+        other => panic!("agent: expected a poll, got {other:?}"),
+    }
+    match &seen["silent"].outcome {
+        Outcome::Failed { consecutive_failures, kind, .. } => {
+            assert!(*consecutive_failures >= 1);
+            assert_eq!(kind, "network", "a closed loopback port refuses at once");
+        }
+        other => panic!("silent: expected a failure, got {other:?}"),
     }
     run.cancel.cancel();
     run.task.await.unwrap();
