@@ -7,5 +7,7 @@
 //! collector's store and observations, and owns only the alert and outbox tables.
 
 pub mod alert;
+pub mod engine;
+pub mod matcher;
 pub mod rule;
 pub mod source;

@@ -4,7 +4,7 @@ pub mod model;
 pub use model::*;
 
 pub mod file;
-mod node;
+pub mod node;
 mod protocols;
 pub mod store;
 pub mod view;

@@ -9,7 +9,7 @@ use serde_saphyr::Spanned;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Node {
+pub struct Node {
     /// 1-based line of the node (for a block mapping in a sequence: the line of its first key).
     pub line: u64,
     pub kind: NodeKind,
@@ -18,7 +18,7 @@ pub(crate) struct Node {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NodeKind {
+pub enum NodeKind {
     Null,
     /// `typed` is set when YAML resolved the scalar to a number or boolean; its text is then
     /// taken from the source rather than from the resolved value.
@@ -32,13 +32,13 @@ pub(crate) enum NodeKind {
 
 /// A YAML syntax error: message without the location suffix, and the line when known.
 #[derive(Debug)]
-pub(crate) struct SyntaxError {
+pub struct SyntaxError {
     pub line: Option<u64>,
     pub message: String,
 }
 
 /// Parses one YAML document. An empty document is `Null`.
-pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
+pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     if text.trim().is_empty() {
         return Ok(Node { line: 1, kind: NodeKind::Null, span: None });
     }
@@ -212,7 +212,7 @@ impl<'de> Visitor<'de> for NodeKindVisitor {
 /// An error while reading a typed value from the tree, with the line and path of the innermost
 /// node that failed (set on the way out).
 #[derive(Debug)]
-pub(crate) struct NodeError {
+pub struct NodeError {
     pub line: Option<u64>,
     /// Path of the failing node; for a bad key (`unknown field`), the path of that key.
     pub path: Vec<String>,
@@ -253,14 +253,14 @@ impl NodeError {
 }
 
 /// Reads `T` from `node`, stopping at the first error.
-pub(crate) fn from_node<'a, T: de::Deserialize<'a>>(node: &'a Node) -> Result<T, NodeError> {
+pub fn from_node<'a, T: de::Deserialize<'a>>(node: &'a Node) -> Result<T, NodeError> {
     T::deserialize(NodeDeserializer { node, path: Vec::new() })
 }
 
 /// Reads `T` from `node` and reports every error, not just the first: after each failure the
 /// offending key or value is cut out and reading starts again. Returns what could be read
 /// without the bad parts (if anything) and the errors.
-pub(crate) fn from_node_collecting<T: de::DeserializeOwned>(node: &Node) -> (Option<T>, Vec<NodeError>) {
+pub fn from_node_collecting<T: de::DeserializeOwned>(node: &Node) -> (Option<T>, Vec<NodeError>) {
     let mut errors = Vec::new();
     let mut pruned: Option<Node> = None;
     loop {

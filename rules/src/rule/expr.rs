@@ -83,6 +83,16 @@ pub fn engine() -> Engine {
         }
         None
     });
+    // A missing value (no rate yet, empty window) is never above or below anything.
+    macro_rules! missing_is_false {
+        ($($op:literal),*) => {$(
+            e.register_fn($op, |_: (), _: f64| false);
+            e.register_fn($op, |_: (), _: i64| false);
+            e.register_fn($op, |_: f64, _: ()| false);
+            e.register_fn($op, |_: i64, _: ()| false);
+        )*};
+    }
+    missing_is_false!(">", ">=", "<", "<=");
     e.register_fn("avg", |f: &str, w: &str| aggregate(f, w, Agg::Avg));
     e.register_fn("max_over", |f: &str, w: &str| aggregate(f, w, Agg::Max));
     e.register_fn("min_over", |f: &str, w: &str| aggregate(f, w, Agg::Min));
@@ -303,6 +313,8 @@ mod tests {
         let mut ev = Evaluator::default();
         let f = fields(SourceKind::Interface, &[]);
         let c = compile(ev.engine(), SourceKind::Interface, "in_errors").unwrap();
+        assert_eq!(ev.eval(&c, SourceKind::Interface, &f, &Arc::default(), 0), Ok(false));
+        let c = compile(ev.engine(), SourceKind::Interface, "in_errors > 1 || in_errors <= 1.5").unwrap();
         assert_eq!(ev.eval(&c, SourceKind::Interface, &f, &Arc::default(), 0), Ok(false));
         let c = compile(ev.engine(), SourceKind::Interface, "1 + 1").unwrap();
         assert!(ev.eval(&c, SourceKind::Interface, &f, &Arc::default(), 0).is_err());

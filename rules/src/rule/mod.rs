@@ -1,3 +1,6 @@
 //! Alert rules: the file format, its compilation into checked rules, and rule unit tests.
 
 pub mod expr;
+pub mod file;
+
+pub use file::{FlapPolicy, Rule, RuleError, Scope, load, parse_rules};
