@@ -23,3 +23,4 @@ pub mod snmp;
 pub mod ssh;
 pub mod store;
 pub mod topology;
+pub mod trap;

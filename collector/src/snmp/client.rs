@@ -467,7 +467,7 @@ impl SnmpClient {
     }
 }
 
-fn v3_security(c: &SnmpV3Credentials) -> v3::Security {
+pub(crate) fn v3_security(c: &SnmpV3Credentials) -> v3::Security {
     let auth_pw = c.auth.as_ref().map(|(_, p)| p.as_bytes()).unwrap_or(b"");
     let mut sec = v3::Security::new(c.user.as_bytes(), auth_pw);
     let mut auth_proto = v3::AuthProtocol::Sha1;

@@ -9,6 +9,7 @@ mod client;
 mod oid;
 mod value;
 
+pub(crate) use client::v3_security;
 pub use client::{ClientOptions, SnmpClient, SnmpError, WalkStats};
 pub use oid::{Oid, OidParseError};
 pub use value::Value;
