@@ -70,6 +70,18 @@ impl SourceKind {
         }
     }
 
+    /// The type of each field (parallel to [`fields`](Self::fields)), for rule test inputs.
+    pub fn field_types(self) -> &'static [FieldType] {
+        use FieldType::{Bool, Int, Num, Text};
+        match self {
+            SourceKind::Device => &[Text, Bool, Num, Bool, Int, Num, Int],
+            SourceKind::Interface => &[Text, Text, Num, Num, Num, Num, Num, Num, Num, Num, Num, Num],
+            SourceKind::BgpPeer => &[Text, Bool, Text, Int, Num],
+            SourceKind::OspfNeighbor => &[Text, Bool],
+            SourceKind::LldpLink => &[Bool, Text, Text, Text],
+        }
+    }
+
     /// Labels a series of this kind carries besides device, site, role and vendor.
     pub fn item_labels(self) -> &'static [&'static str] {
         match self {
@@ -92,6 +104,33 @@ impl std::str::FromStr for SourceKind {
         SourceKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
             format!("unknown source {s:?} (expected one of {})", SourceKind::ALL.map(|k| k.as_str()).join(", "))
         })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Text,
+    Bool,
+    Int,
+    Num,
+}
+
+impl FieldType {
+    /// Reads a value written in a rule test file; `~`/`null`/empty is the missing value.
+    pub fn parse(self, s: &str) -> Result<Dynamic, String> {
+        if matches!(s, "~" | "null" | "") {
+            return Ok(Dynamic::UNIT);
+        }
+        match self {
+            FieldType::Text => Ok(text(s)),
+            FieldType::Bool => {
+                s.parse::<bool>().map(Dynamic::from_bool).map_err(|_| format!("{s:?} is not true or false"))
+            }
+            FieldType::Int => {
+                s.parse::<i64>().map(Dynamic::from_int).map_err(|_| format!("{s:?} is not a whole number"))
+            }
+            FieldType::Num => s.parse::<f64>().map(Dynamic::from_float).map_err(|_| format!("{s:?} is not a number")),
+        }
     }
 }
 

@@ -2,5 +2,6 @@
 
 pub mod expr;
 pub mod file;
+pub mod testing;
 
 pub use file::{FlapPolicy, Rule, RuleError, Scope, load, parse_rules};
