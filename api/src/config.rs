@@ -19,6 +19,23 @@ pub struct Config {
     pub inventory: InventoryConfig,
     pub topology: TopologyConfig,
     pub configs: ConfigsConfig,
+    pub traps: TrapsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrapsConfig {
+    /// Run the SNMP trap/inform receiver (off by default: it binds a UDP port).
+    pub enabled: bool,
+    /// UDP address to listen on; `0.0.0.0:162` for devices to reach it (port 162 needs root or
+    /// CAP_NET_BIND_SERVICE).
+    pub listen: String,
+}
+
+impl Default for TrapsConfig {
+    fn default() -> Self {
+        TrapsConfig { enabled: false, listen: collector::trap::DEFAULT_LISTEN.into() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +139,7 @@ impl Default for Config {
             inventory: InventoryConfig { file: None, refresh: Duration::from_secs(30) },
             topology: TopologyConfig::default(),
             configs: ConfigsConfig::default(),
+            traps: TrapsConfig::default(),
         }
     }
 }
@@ -174,7 +192,7 @@ fn is_setting(var: &str) -> bool {
     let Some(rest) = var.strip_prefix("NETWARDEN_") else { return false };
     let rest = rest.to_ascii_lowercase();
     rest == "data_dir"
-        || ["database__", "secrets__", "polling__", "api__", "inventory__", "topology__", "configs__"]
+        || ["database__", "secrets__", "polling__", "api__", "inventory__", "topology__", "configs__", "traps__"]
             .iter()
             .any(|p| rest.starts_with(p))
 }
@@ -254,6 +272,14 @@ mod tests {
         assert_eq!(c.polling.retries, 4);
         assert_eq!(c.api.listen, "127.0.0.1:9000");
         assert_eq!(c.polling.timeout, Duration::from_secs(2), "defaults fill the rest");
+        assert!(!c.traps.enabled, "the trap receiver binds a port only when asked to");
+        let c = Config::load_with_env(
+            Some(&f),
+            env(&[("NETWARDEN_TRAPS__ENABLED", "true"), ("NETWARDEN_TRAPS__LISTEN", "0.0.0.0:162")]),
+        )
+        .unwrap();
+        assert!(c.traps.enabled);
+        assert_eq!(c.traps.listen, "0.0.0.0:162");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices/{name}/configs/diff", get(config_diff))
         .route("/api/v1/devices/{name}/configs/backup", axum::routing::post(config_backup))
         .route("/api/v1/config-events", get(config_events))
+        .route("/api/v1/traps", get(traps))
         .route("/api/v1/topology", get(topology_graph))
         .route("/api/v1/topology/full", get(topology_full))
         .route("/api/v1/topology/diff", get(topology_diff))
@@ -646,4 +647,26 @@ async fn config_events(
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(ev))
+}
+
+#[derive(Deserialize)]
+struct TrapsQuery {
+    device: Option<String>,
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+/// SNMP notifications accepted from inventory devices, newest first (default: the last hour).
+async fn traps(
+    State(s): State<AppState>,
+    Query(q): Query<TrapsQuery>,
+) -> ApiResult<Json<Vec<collector::store::trap::TrapRow>>> {
+    let c = db(&s).await?;
+    let id = match q.device.as_deref() {
+        Some(name) => Some(device_id_of(&s, &c, name).await?),
+        None => None,
+    };
+    let since = parse_time("since", q.since.as_deref().unwrap_or("1h"))?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    Ok(Json(collector::store::trap::list(&**c, id, since, limit).await.map_err(ApiError::internal)?))
 }

@@ -263,12 +263,20 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         };
         tokio::spawn(async move { collector::configs::backup::run_schedule(&ssh, &secrets, &opts, cancel).await })
     });
+    // A trap re-polls its device at once: the receiver follows the scheduler's device list and shares its
+    // PollNow.
+    let poll_now = Arc::new(collector::observe::PollNow::default());
+    let traps = if cfg.traps.enabled {
+        Some(start_traps(&cfg, &db.pool, dev_rx.clone(), poll_now.clone(), cancel.clone()).await?)
+    } else {
+        None
+    };
     let sched = tokio::spawn(scheduler::run(
         db.pool.clone(),
         writer.clone(),
         cfg.scheduler_options(),
         stats.clone(),
-        collector::observe::SchedulerHooks::default(),
+        collector::observe::SchedulerHooks { observations: None, poll_now: Some(poll_now) },
         dev_rx,
         cancel.clone(),
     ));
@@ -294,6 +302,9 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     );
     println!("  database   {} (storage back-end: {})", db.description(), report.backend.as_str());
     println!("  polling    {n_devices} device(s) (default interval {:?})", cfg.polling.interval);
+    if let Some(t) = &traps {
+        println!("  traps      SNMP traps and informs on udp {}", t.addr);
+    }
     if let Some(agent) = &demo_agent {
         println!(
             "  demo       polling a private net-snmp agent on {} (device \"{}\")",
@@ -315,6 +326,10 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     tracing::info!("shutting down: stopping polls");
     cancel.cancel();
     let _ = sched.await;
+    if let Some(t) = traps {
+        let _ = t.receiver.await;
+        let _ = t.writer.await;
+    }
     let _ = refresher.await;
     let _ = maintenance.await;
     let _ = topology_task.await;
@@ -337,6 +352,31 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     db.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The SNMP trap receiver and the task that stores what it accepts (`snmp_trap`).
+struct Traps {
+    addr: std::net::SocketAddr,
+    receiver: tokio::task::JoinHandle<()>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+async fn start_traps(
+    cfg: &Config,
+    pool: &DbPool,
+    devices: watch::Receiver<Vec<ScheduledDevice>>,
+    poll_now: Arc<collector::observe::PollNow>,
+    cancel: CancellationToken,
+) -> Result<Traps> {
+    let socket = collector::trap::bind(&cfg.traps.listen).await?;
+    let addr = socket.local_addr()?;
+    // When the store falls behind, events are dropped and counted; the re-polls still happen.
+    let (events, queue) = tokio::sync::mpsc::channel(1024);
+    let writer = tokio::spawn(collector::store::trap::run_writer(pool.clone(), queue, cancel.clone()));
+    let hooks = collector::trap::TrapHooks { events: Some(events), poll_now: Some(poll_now) };
+    let stats = Arc::new(collector::trap::TrapStats::default());
+    let receiver = tokio::spawn(collector::trap::run(socket, devices, hooks, stats, cancel));
+    Ok(Traps { addr, receiver, writer })
 }
 
 pub async fn shutdown_signal() {

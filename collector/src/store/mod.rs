@@ -5,6 +5,7 @@ pub mod query;
 pub mod routing;
 mod state;
 pub mod topology;
+pub mod trap;
 mod writer;
 
 pub use state::{interface_ids, record_poll_failure, record_poll_success, record_skipped};
