@@ -223,6 +223,30 @@ impl Topology {
             .unwrap_or_default()
     }
 
+    /// Devices cut off from `role` because devices in `down` are down, each with the down device it sits
+    /// behind (the first one in `down` order). Links of the down devices count as up for this, since
+    /// a device that stopped answering takes its own links down in the overlay, which would otherwise
+    /// make everything behind it look cut off already. Other down links stay down.
+    pub fn cut_off_by(&self, down: &[&str], role: &str) -> BTreeMap<String, String> {
+        let mut restored = self.clone();
+        for l in &mut restored.links {
+            if down.iter().any(|d| l.key.touches(d)) {
+                l.a_status = OperStatus::Up;
+                l.b_status = OperStatus::Up;
+                l.status = OperStatus::Up;
+            }
+        }
+        let mut out = BTreeMap::new();
+        for d in down {
+            for c in restored.reachable_only_through(d, role) {
+                if c != *d {
+                    out.entry(c).or_insert_with(|| (*d).to_owned());
+                }
+            }
+        }
+        out
+    }
+
     /// For every node with a path to `role` over up links, its neighbours one hop closer to the role (its
     /// upstreams). Devices of the role and nodes without a path are absent. Sorted.
     pub fn parents_toward(&self, role: &str) -> BTreeMap<String, Vec<String>> {
@@ -378,6 +402,27 @@ mod tests {
 
     fn dev(name: &str) -> Failure {
         Failure::Device(name.into())
+    }
+
+    #[test]
+    fn cut_off_by_a_down_spine_counts_its_own_links_as_they_were() {
+        // leaf2 lost spine2 earlier; now spine1 is down and every leaf reports its spine1 port down.
+        let topo = lab_topology(|adj| {
+            set_oper(adj, LEAF2, "eth2", Some(false));
+            for leaf in [LEAF1, LEAF2, LEAF3] {
+                set_oper(adj, leaf, "eth1", Some(false));
+            }
+        });
+        let got = topo.cut_off_by(&["spine1"], "spine");
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![("leaf2".to_string(), "spine1".to_string())]);
+        // Without the earlier failure nothing sits only behind spine1.
+        let topo = lab_topology(|adj| {
+            for leaf in [LEAF1, LEAF2, LEAF3] {
+                set_oper(adj, leaf, "eth1", Some(false));
+            }
+        });
+        assert!(topo.cut_off_by(&["spine1"], "spine").is_empty());
+        assert!(topo.cut_off_by(&["nope"], "spine").is_empty());
     }
 
     #[test]
