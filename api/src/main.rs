@@ -303,7 +303,7 @@ async fn sim_fabric(a: SimArgs, spec: collector::sim::FabricSpec) -> Result<std:
     println!("  built in {built:.2?}, bound in {:.2?}; resident memory {} MiB", bound - built, rss_mib());
     println!("  inventory: {} (netwarden inventory import {})", a.inventory.display(), a.inventory.display());
     println!(
-        "  control:   {} (e.g. `echo 'link-down leaf001 spine1' | nc {} {}`; `help` lists commands)",
+        "  control:   {} (one command per line, e.g. `nc {} {}` then `link-down leaf001 spine1`; `help` lists them)",
         control.local_addr(),
         control.local_addr().ip(),
         control.local_addr().port()
