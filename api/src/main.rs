@@ -37,16 +37,28 @@ enum Command {
     /// Configuration snapshots: backup, diff, history.
     #[command(subcommand)]
     Config(api::cli_ssh::ConfigCommand),
-    /// Serve simulated SNMP v2c switches on loopback and write the matching inventory file
-    /// (IF-MIB and system group so far; routing tables, SSH and faults are to come).
+    /// Serve simulated SNMP v2c devices on loopback and write the matching inventory file:
+    /// independent switches (--devices), or a spine-leaf fabric with BGP, OSPF and LLDP and a
+    /// fault-injection control port (--fabric).
     Sim(SimArgs),
 }
 
 #[derive(Args)]
 struct SimArgs {
-    /// Number of simulated devices.
+    /// Number of simulated independent switches (IF-MIB and system group only).
     #[arg(long, default_value_t = 8)]
     devices: usize,
+    /// Simulate a spine-leaf fabric instead: `spines=2,leaves=6[,borders=2][,cores=2]`, wired
+    /// consistently in IF-MIB, BGP4-MIB, OSPF-MIB and LLDP-MIB.
+    #[arg(long, conflicts_with = "devices")]
+    fabric: Option<collector::sim::FabricSpec>,
+    /// Fabric mode: where the fault-injection control listener takes commands (loopback TCP,
+    /// one command per line, e.g. `link-down leaf001 spine1`; port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:20160")]
+    control: std::net::SocketAddr,
+    /// Fabric mode: the site written in the inventory.
+    #[arg(long, default_value = "sim")]
+    site: String,
     /// Ethernet ports per device.
     #[arg(long, default_value_t = 48)]
     ports: u32,
@@ -237,10 +249,78 @@ async fn poll(a: PollArgs) -> Result<std::process::ExitCode> {
     }
 }
 
+/// Writes the inventory file atomically (a reader never sees half of it).
+fn write_inventory(path: &std::path::Path, devices: &[collector::inventory::Device]) -> Result<()> {
+    let yaml = collector::inventory::export_yaml(devices, true);
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, yaml).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Resident memory of this process, from /proc (Linux); 0 elsewhere.
+fn rss_mib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096 >> 20
+}
+
+async fn sim_fabric(a: SimArgs, spec: collector::sim::FabricSpec) -> Result<std::process::ExitCode> {
+    use collector::sim::{ControlServer, Fabric, FabricModel, FabricSpec};
+    let spec = FabricSpec { ports_per_device: a.ports, speed_mbps: a.speed_mbps, ..spec };
+    if !a.control.ip().is_loopback() {
+        bail!("--control {}: the control listener is for loopback (127.0.0.0/8) only", a.control);
+    }
+    let started = std::time::Instant::now();
+    let model = FabricModel::build(&spec).context("--fabric")?;
+    let links = model.links.len();
+    let mut fabric = Fabric::build(model);
+    let built = started.elapsed();
+    let config =
+        collector::sim::agent::AgentConfig { latency_per_varbind: a.latency_per_varbind.into(), ..Default::default() };
+    fabric.serve(std::net::IpAddr::V4(a.address), a.base_port, &config).await.with_context(|| {
+        format!("binding {} agents on {}:{}..", fabric.model().devices.len(), a.address, a.base_port)
+    })?;
+    let bound = started.elapsed();
+    let devices = fabric.inventory(&a.site, &config.community);
+    let fabric = std::sync::Arc::new(fabric);
+    let control = ControlServer::bind(a.control, std::sync::Arc::clone(&fabric))
+        .await
+        .with_context(|| format!("control listener on {}", a.control))?;
+    write_inventory(&a.inventory, &devices)?;
+    let ports: Vec<u16> = devices.iter().map(|d| d.snmp_port).collect();
+    println!(
+        "simulating a fabric of {} device(s) ({} spines, {} leaves, {} borders, {} cores; {links} cables) on {}:{}-{}",
+        devices.len(),
+        spec.spines,
+        spec.leaves,
+        spec.borders,
+        spec.cores,
+        a.address,
+        ports.iter().min().copied().unwrap_or(0),
+        ports.iter().max().copied().unwrap_or(0),
+    );
+    println!("  built in {built:.2?}, bound in {:.2?}; resident memory {} MiB", bound - built, rss_mib());
+    println!("  inventory: {} (netwarden inventory import {})", a.inventory.display(), a.inventory.display());
+    println!(
+        "  control:   {} (one command per line, e.g. `nc {} {}` then `link-down leaf001 spine1`; `help` lists them)",
+        control.local_addr(),
+        control.local_addr().ip(),
+        control.local_addr().port()
+    );
+    api::runtime::shutdown_signal().await;
+    control.shutdown().await;
+    drop(fabric);
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
 async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
     use collector::inventory::{Device, SnmpCredentials};
     if !a.address.is_loopback() {
         bail!("--address {}: simulated devices live on loopback (127.0.0.0/8) only", a.address);
+    }
+    if let Some(spec) = a.fabric.clone() {
+        return sim_fabric(a, spec).await;
     }
     let name = |i: usize| format!("sim-sw{:05}", i + 1);
     let config =
@@ -267,10 +347,7 @@ async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
             poll_interval: None,
         })
         .collect();
-    let yaml = collector::inventory::export_yaml(&devices, true);
-    let tmp = a.inventory.with_extension("yaml.tmp");
-    std::fs::write(&tmp, yaml).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &a.inventory).with_context(|| format!("writing {}", a.inventory.display()))?;
+    write_inventory(&a.inventory, &devices)?;
     println!(
         "simulating {} device(s) × {} ports on {}:{}-{}; inventory: {} (netwarden inventory import {})",
         agents.len(),

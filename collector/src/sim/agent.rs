@@ -6,12 +6,12 @@
 //! by a short task that sleeps first, so a slow agent still takes requests meanwhile, up to
 //! `max_in_flight` (then, like an overloaded agent, it drops them and counts the drop).
 
-use super::codec::{self, Dropped, ResponseLimits};
+use super::codec::{self, Dropped, Malformed, ResponseLimits};
 use super::mib::Mib;
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -65,6 +65,8 @@ pub struct AgentStats {
     /// Dropped because `max_in_flight` delayed responses were pending.
     pub overloaded: u64,
     pub send_errors: u64,
+    /// Ignored because the agent was told to stay silent (a device-down fault).
+    pub silenced: u64,
 }
 
 #[derive(Default)]
@@ -77,6 +79,7 @@ struct Counters {
     bad_community: AtomicU64,
     overloaded: AtomicU64,
     send_errors: AtomicU64,
+    silenced: AtomicU64,
 }
 
 impl Counters {
@@ -91,6 +94,7 @@ impl Counters {
             bad_community: g(&self.bad_community),
             overloaded: g(&self.overloaded),
             send_errors: g(&self.send_errors),
+            silenced: g(&self.silenced),
         }
     }
 }
@@ -116,9 +120,67 @@ impl SharedMib {
     }
 }
 
+/// How a running agent misbehaves, changed at run time by fault injection; read once per
+/// datagram (relaxed atomics: a fault takes effect from the next request on).
+#[derive(Debug, Default)]
+pub struct AgentBehaviour {
+    silent: AtomicBool,
+    extra_latency_us: AtomicU64,
+    /// 0: none, else a [`Malformed`] mode + 1.
+    malformed: AtomicU8,
+}
+
+impl AgentBehaviour {
+    /// Silent: every datagram is ignored, as from a device that is down or unreachable.
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::Relaxed);
+    }
+
+    pub fn is_silent(&self) -> bool {
+        self.silent.load(Ordering::Relaxed)
+    }
+
+    /// Delay added to every response, on top of the configured latency.
+    pub fn set_extra_latency(&self, latency: Duration) {
+        self.extra_latency_us.store(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub fn extra_latency(&self) -> Duration {
+        Duration::from_micros(self.extra_latency_us.load(Ordering::Relaxed))
+    }
+
+    /// Responses distorted this way, or well-formed again with `None`.
+    pub fn set_malformed(&self, mode: Option<Malformed>) {
+        let code = match mode {
+            None => 0,
+            Some(Malformed::WrongTypes) => 1,
+            Some(Malformed::NonIncreasing) => 2,
+            Some(Malformed::Truncated) => 3,
+        };
+        self.malformed.store(code, Ordering::Relaxed);
+    }
+
+    pub fn malformed(&self) -> Option<Malformed> {
+        match self.malformed.load(Ordering::Relaxed) {
+            1 => Some(Malformed::WrongTypes),
+            2 => Some(Malformed::NonIncreasing),
+            3 => Some(Malformed::Truncated),
+            _ => None,
+        }
+    }
+
+    /// Back to a well-behaved agent.
+    pub fn reset(&self) {
+        self.set_silent(false);
+        self.set_extra_latency(Duration::ZERO);
+        self.set_malformed(None);
+    }
+}
+
 struct Shared {
     socket: UdpSocket,
     mib: SharedMib,
+    behaviour: Arc<AgentBehaviour>,
     config: AgentConfig,
     counters: Counters,
     in_flight: Arc<Semaphore>,
@@ -146,11 +208,23 @@ const BATCH: usize = 32;
 impl SimAgent {
     /// Binds `addr` (port 0 picks a free one) and starts serving `mib`.
     pub async fn bind(addr: SocketAddr, mib: impl Into<SharedMib>, config: AgentConfig) -> io::Result<SimAgent> {
+        SimAgent::bind_with(addr, mib.into(), Arc::new(AgentBehaviour::default()), config).await
+    }
+
+    /// [`SimAgent::bind`] with a behaviour handle the caller keeps (a fabric changes it when
+    /// faults are injected).
+    pub async fn bind_with(
+        addr: SocketAddr,
+        mib: SharedMib,
+        behaviour: Arc<AgentBehaviour>,
+        config: AgentConfig,
+    ) -> io::Result<SimAgent> {
         let socket = UdpSocket::bind(addr).await?;
         let addr = socket.local_addr()?;
         let shared = Arc::new(Shared {
             socket,
-            mib: mib.into(),
+            mib,
+            behaviour,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             config,
             counters: Counters::default(),
@@ -177,6 +251,11 @@ impl SimAgent {
 
     pub fn config(&self) -> &AgentConfig {
         &self.shared.config
+    }
+
+    /// The agent's run-time behaviour (silence, extra latency, malformed responses).
+    pub fn behaviour(&self) -> &Arc<AgentBehaviour> {
+        &self.shared.behaviour
     }
 
     pub fn stats(&self) -> AgentStats {
@@ -242,10 +321,22 @@ impl Shared {
     fn handle(&self, datagram: &[u8]) -> Option<codec::Reply> {
         let c = &self.counters;
         c.datagrams.fetch_add(1, Ordering::Relaxed);
+        if self.behaviour.is_silent() {
+            c.silenced.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
         let now = tokio::time::Instant::now();
+        let malformed = self.behaviour.malformed();
         let result = {
             let mib = self.mib.read();
-            codec::respond(datagram, self.config.community.as_bytes(), &mib, self.config.limits, now)
+            codec::respond_malformed(
+                datagram,
+                self.config.community.as_bytes(),
+                &mib,
+                self.config.limits,
+                now,
+                malformed,
+            )
         };
         match result {
             Ok(reply) => Some(reply),
@@ -265,7 +356,7 @@ impl Shared {
     }
 
     async fn reply(self: &Arc<Self>, reply: codec::Reply, peer: SocketAddr) {
-        let delay = self.config.latency(reply.varbinds);
+        let delay = self.config.latency(reply.varbinds) + self.behaviour.extra_latency();
         if delay.is_zero() {
             self.send(&reply, peer).await;
             return;

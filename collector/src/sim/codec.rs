@@ -5,7 +5,7 @@
 //! that decode every SMI type back through snmp2. [`respond`] is the pure core of the agent:
 //! datagram in, datagram out (or a reason to stay silent).
 
-use super::mib::{BulkParams, Mib};
+use super::mib::{self, BulkParams, Mib};
 use crate::snmp::{Oid, Value};
 use tokio::time::Instant;
 
@@ -57,6 +57,58 @@ pub enum Dropped {
     Unsupported,
     #[error("wrong community")]
     BadCommunity,
+}
+
+/// Ways a broken agent gets its responses wrong (fault injection: the poller must report them
+/// as errors or decode issues, never panic or loop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// Every value comes back with another SMI type than its object has (a counter as a
+    /// string, an INTEGER as an OCTET STRING...).
+    WrongTypes,
+    /// GETNEXT and GETBULK answer an existing OID with itself instead of its successor, so a
+    /// walk sees the same OID twice.
+    NonIncreasing,
+    /// Only the first half of each response datagram is sent.
+    Truncated,
+}
+
+impl Malformed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Malformed::WrongTypes => "wrong-types",
+            Malformed::NonIncreasing => "non-increasing",
+            Malformed::Truncated => "truncated",
+        }
+    }
+}
+
+impl std::str::FromStr for Malformed {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "wrong-types" => Ok(Malformed::WrongTypes),
+            "non-increasing" => Ok(Malformed::NonIncreasing),
+            "truncated" => Ok(Malformed::Truncated),
+            other => Err(format!("unknown malformed mode {other:?} (wrong-types, non-increasing, truncated)")),
+        }
+    }
+}
+
+/// The value a [`Malformed::WrongTypes`] agent sends instead of `v`: same information where it
+/// fits, never the right type. Exceptions stay (they are not values).
+pub fn wrong_type(v: &Value) -> Value {
+    match v {
+        Value::Integer(i) => Value::OctetString(i.to_string().into_bytes()),
+        Value::OctetString(b) => Value::Integer(b.len() as i64),
+        Value::ObjectIdentifier(_) | Value::IpAddress(_) | Value::Opaque(_) | Value::Null => Value::Integer(0),
+        Value::Counter32(c) => Value::OctetString(c.to_string().into_bytes()),
+        Value::Gauge32(g) => Value::Counter64(u64::from(*g)),
+        Value::TimeTicks(t) => Value::OctetString(t.to_string().into_bytes()),
+        Value::Counter64(c) => Value::Gauge32(*c as u32),
+        e @ (Value::NoSuchObject | Value::NoSuchInstance | Value::EndOfMibView) => e.clone(),
+    }
 }
 
 /// Limits on one response, like a real agent's.
@@ -116,23 +168,57 @@ pub fn respond(
     limits: ResponseLimits,
     now: Instant,
 ) -> Result<Reply, Dropped> {
+    respond_malformed(datagram, community, mib, limits, now, None)
+}
+
+/// [`respond`], with the response distorted by `malformed` when set.
+pub fn respond_malformed(
+    datagram: &[u8],
+    community: &[u8],
+    mib: &Mib,
+    limits: ResponseLimits,
+    now: Instant,
+    malformed: Option<Malformed>,
+) -> Result<Reply, Dropped> {
     let req = decode_request(datagram)?;
     if req.community != community {
         return Err(Dropped::BadCommunity);
     }
-    Ok(answer(&req, mib, limits, now))
+    let mut reply = answer_malformed(&req, mib, limits, now, malformed);
+    if malformed == Some(Malformed::Truncated) {
+        reply.datagram.truncate((reply.datagram.len() / 2).max(1));
+    }
+    Ok(reply)
 }
 
 /// The response to a decoded request.
 pub fn answer(req: &Request<'_>, mib: &Mib, limits: ResponseLimits, now: Instant) -> Reply {
+    answer_malformed(req, mib, limits, now, None)
+}
+
+fn answer_malformed(
+    req: &Request<'_>,
+    mib: &Mib,
+    limits: ResponseLimits,
+    now: Instant,
+    malformed: Option<Malformed>,
+) -> Reply {
     let mut enc = VarbindEncoder::new(req.community, limits.max_size);
+    enc.wrong_types = malformed == Some(Malformed::WrongTypes);
+    let get_next = |oid: &Oid| {
+        if malformed == Some(Malformed::NonIncreasing) && mib.entry(oid).is_some() {
+            (oid.clone(), mib.get(oid, now))
+        } else {
+            mib.get_next(oid, now)
+        }
+    };
     match req.kind {
         RequestKind::Get | RequestKind::GetNext => {
             for oid in &req.oids {
                 let fits = if req.kind == RequestKind::Get {
                     enc.push(oid, &mib.get(oid, now))
                 } else {
-                    let (next, value) = mib.get_next(oid, now);
+                    let (next, value) = get_next(oid);
                     enc.push(&next, &value)
                 };
                 if !fits {
@@ -149,7 +235,7 @@ pub fn answer(req: &Request<'_>, mib: &Mib, limits: ResponseLimits, now: Instant
             // The smallest varbind takes 7 bytes (30 05 06 01 xx 05 00): computing more than
             // fit is wasted work, and bounds what a max-repetitions of 2^31 can cost.
             let fit = limits.max_size / 7 + 1;
-            for (oid, value) in mib.get_bulk(&req.oids, params, limits.max_bulk_varbinds.min(fit), now) {
+            for (oid, value) in mib::bulk(&req.oids, params, limits.max_bulk_varbinds.min(fit), get_next) {
                 if !enc.push(&oid, &value) {
                     break;
                 }
@@ -167,6 +253,8 @@ pub struct VarbindEncoder<'c> {
     body: Vec<u8>,
     scratch: Vec<u8>,
     count: usize,
+    /// Encode every value as [`wrong_type`] of itself.
+    wrong_types: bool,
 }
 
 impl<'c> VarbindEncoder<'c> {
@@ -177,6 +265,7 @@ impl<'c> VarbindEncoder<'c> {
             body: Vec::with_capacity(1024),
             scratch: Vec::with_capacity(64),
             count: 0,
+            wrong_types: false,
         }
     }
 
@@ -184,7 +273,11 @@ impl<'c> VarbindEncoder<'c> {
     pub fn push(&mut self, oid: &Oid, value: &Value) -> bool {
         self.scratch.clear();
         push_oid(&mut self.scratch, oid);
-        push_value(&mut self.scratch, value);
+        if self.wrong_types {
+            push_value(&mut self.scratch, &wrong_type(value));
+        } else {
+            push_value(&mut self.scratch, value);
+        }
         let vb_len = 1 + len_len(self.scratch.len()) + self.scratch.len();
         // The request-id is at most 6 bytes encoded; error-status and -index 3 each here.
         if message_size(self.community.len(), 6, self.body.len() + vb_len) > self.max_size {
@@ -581,5 +674,44 @@ mod tests {
         let reply = respond(&req, b"public", &m, limits, now).expect("answered");
         let (_, status, vbs) = decode(&reply.datagram);
         assert_eq!((status, vbs.len()), (ERROR_TOO_BIG, 0));
+    }
+
+    #[test]
+    fn malformed_modes_distort_responses() {
+        let m = big_mib();
+        let now = m.started();
+        let limits = ResponseLimits::default();
+        let run = |req: &[u8], mode| respond_malformed(req, b"public", &m, limits, now, Some(mode)).expect("answered");
+        let first = oid("1.3.6.1.2.1.2.2.1.2.1");
+
+        // Non-increasing: an existing OID is answered with itself; a walk gets its first row
+        // from the column, then the same row again.
+        let next = encode_request(b"public", RequestKind::GetNext, 3, std::slice::from_ref(&first));
+        assert_eq!(decode(&run(&next, Malformed::NonIncreasing).datagram).2[0].0, first);
+        let bulk = RequestKind::GetBulk(BulkParams { non_repeaters: 0, max_repetitions: 3 });
+        let walk = encode_request(b"public", bulk, 4, &[oid("1.3.6.1.2.1.2.2.1.2")]);
+        let oids: Vec<Oid> =
+            decode(&run(&walk, Malformed::NonIncreasing).datagram).2.into_iter().map(|v| v.0).collect();
+        assert_eq!(oids, [first.clone(), first.clone(), first.clone()]);
+
+        // Wrong types: same OIDs, every value of another type; exceptions stay exceptions.
+        let get =
+            encode_request(b"public", RequestKind::Get, 5, &[oid("1.3.6.1.2.1.1.3.0"), first.clone(), oid("1.9.9")]);
+        let (_, _, vbs) = decode(&run(&get, Malformed::WrongTypes).datagram);
+        assert_eq!(
+            vbs,
+            [
+                (oid("1.3.6.1.2.1.1.3.0"), Value::OctetString(b"0".to_vec())),
+                (first.clone(), Value::Integer(60)),
+                (oid("1.9.9"), Value::NoSuchObject),
+            ]
+        );
+
+        // Truncated: half a datagram, which snmp2 (the poller's decoder) refuses.
+        let good = respond(&get, b"public", &m, limits, now).expect("answered");
+        let cut = run(&get, Malformed::Truncated);
+        assert_eq!(cut.datagram, good.datagram[..good.datagram.len() / 2]);
+        assert!(snmp2::Pdu::from_bytes(&cut.datagram).is_err());
+        assert_eq!(decode_response(&cut.datagram), Err(Dropped::Malformed));
     }
 }

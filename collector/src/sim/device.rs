@@ -68,6 +68,8 @@ pub struct PortSpec {
     pub out_octets_per_s: u64,
     /// Counter values at start-up (e.g. near 2^32 to exercise Counter32 wrap).
     pub counter_base: u64,
+    /// ifPhysAddress.
+    pub mac: [u8; 6],
 }
 
 /// Average packet size of the traffic model, in octets.
@@ -92,16 +94,24 @@ pub fn ethernet_ports(count: u32, speed_mbps: u32) -> Vec<PortSpec> {
                 in_octets_per_s: bytes_per_s * pct_in / 100,
                 out_octets_per_s: bytes_per_s * pct_out / 100,
                 counter_base: u64::from(i) * 1_000_000,
+                mac: mac(0, i),
             }
         })
         .collect()
 }
 
-fn mac(if_index: u32) -> Vec<u8> {
-    // Locally administered (0x02 first): never a real vendor's, and never printable text, so
-    // net-snmp shows it as Hex-STRING like a real MAC.
-    let b = if_index.to_be_bytes();
-    vec![0x02, 0x00, b[0], b[1], b[2], b[3]]
+/// A port's MAC: `02` (locally administered: never a real vendor's, and never printable text,
+/// so net-snmp shows it as Hex-STRING like a real MAC), three bytes of device number, two of
+/// port number. Port 0 is the device's own (chassis) MAC.
+pub fn mac(device: u32, port: u32) -> [u8; 6] {
+    let d = device.to_be_bytes();
+    let p = port.to_be_bytes();
+    [0x02, d[1], d[2], d[3], p[2], p[3]]
+}
+
+/// A MAC as netwarden prints it (`02:00:00:01:00:00`), e.g. a decoded LLDP chassis ID.
+pub fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// ifNumber, every ifTable column and every ifXTable column for `ports`. Counters are live:
@@ -116,12 +126,6 @@ pub fn add_interfaces(mib: &mut Mib, ports: &[PortSpec]) {
         let e = |col: u32| entry.child(&[col, i]);
         let x = |col: u32| xentry.child(&[col, i]);
         let up = |rate: u64| if p.oper_up { rate } else { 0 };
-        let in_rate = up(p.in_octets_per_s);
-        let out_rate = up(p.out_octets_per_s);
-        let in_pkts = in_rate / AVG_PACKET;
-        let out_pkts = out_rate / AVG_PACKET;
-        // Multicast and broadcast: a small fixed share of the packets.
-        let (in_mc, in_bc, out_mc, out_bc) = (in_pkts / 50, in_pkts / 200, out_pkts / 50, out_pkts / 200);
         let base = p.counter_base;
         let status = |on: bool| Value::Integer(if on { 1 } else { 2 });
 
@@ -131,51 +135,81 @@ pub fn add_interfaces(mib: &mut Mib, ports: &[PortSpec]) {
         mib.insert(e(4), Value::Integer(p.mtu));
         let bps = u64::from(p.speed_mbps) * 1_000_000;
         mib.insert(e(5), Value::Gauge32(u32::try_from(bps).unwrap_or(u32::MAX)));
-        mib.insert(e(6), Value::OctetString(mac(i)));
+        mib.insert(e(6), Value::OctetString(p.mac.to_vec()));
         mib.insert(e(7), status(p.admin_up));
         mib.insert(e(8), status(p.oper_up));
         mib.insert(e(9), Value::TimeTicks(0));
-        mib.insert(e(10), MibValue::counter32(base, in_rate));
-        mib.insert(e(11), MibValue::counter32(base, in_pkts - in_mc - in_bc));
-        mib.insert(e(12), MibValue::counter32(base, in_mc + in_bc));
         mib.insert(e(13), MibValue::counter32(0, 0));
         mib.insert(e(14), MibValue::counter32(0, 0));
         mib.insert(e(15), MibValue::counter32(0, 0));
-        mib.insert(e(16), MibValue::counter32(base, out_rate));
-        mib.insert(e(17), MibValue::counter32(base, out_pkts - out_mc - out_bc));
-        mib.insert(e(18), MibValue::counter32(base, out_mc + out_bc));
         mib.insert(e(19), MibValue::counter32(0, 0));
         mib.insert(e(20), MibValue::counter32(0, 0));
         mib.insert(e(21), Value::Gauge32(0));
         mib.insert(e(22), Value::ObjectIdentifier(Oid(vec![0, 0])));
 
         mib.insert(x(1), Value::OctetString(p.name.clone().into_bytes()));
-        mib.insert(x(2), MibValue::counter32(base, in_mc));
-        mib.insert(x(3), MibValue::counter32(base, in_bc));
-        mib.insert(x(4), MibValue::counter32(base, out_mc));
-        mib.insert(x(5), MibValue::counter32(base, out_bc));
-        mib.insert(x(6), MibValue::counter64(base, in_rate));
-        mib.insert(x(7), MibValue::counter64(base, in_pkts - in_mc - in_bc));
-        mib.insert(x(8), MibValue::counter64(base, in_mc));
-        mib.insert(x(9), MibValue::counter64(base, in_bc));
-        mib.insert(x(10), MibValue::counter64(base, out_rate));
-        mib.insert(x(11), MibValue::counter64(base, out_pkts - out_mc - out_bc));
-        mib.insert(x(12), MibValue::counter64(base, out_mc));
-        mib.insert(x(13), MibValue::counter64(base, out_bc));
         mib.insert(x(14), Value::Integer(1));
         mib.insert(x(15), Value::Gauge32(p.speed_mbps));
         mib.insert(x(16), Value::Integer(2));
         mib.insert(x(17), Value::Integer(1));
         mib.insert(x(18), Value::OctetString(p.alias.clone().into_bytes()));
         mib.insert(x(19), Value::TimeTicks(0));
+        for (counter, rate, bits) in port_counter_rates(i, up(p.in_octets_per_s), up(p.out_octets_per_s)) {
+            mib.insert(counter, MibValue::Counter { base, rate_per_s: rate, bits });
+        }
     }
 }
 
-/// A switch: the system group plus `ports` Ethernet ports at `speed_mbps`.
+/// The counters of one port in IF-MIB (ifTable and ifXTable), with the rate each one advances
+/// at while the port carries `in_octets_per_s` and `out_octets_per_s`: what a link going down or
+/// coming up changes. Returns (counter, rate per second, width in bits); the error and discard
+/// counters are not in it (they stay at 0).
+pub fn port_counter_rates(if_index: u32, in_octets_per_s: u64, out_octets_per_s: u64) -> Vec<(Oid, u64, u8)> {
+    let entry = oid(IF_ENTRY);
+    let xentry = oid(IFX_ENTRY);
+    let (in_pkts, out_pkts) = (in_octets_per_s / AVG_PACKET, out_octets_per_s / AVG_PACKET);
+    let (in_mc, in_bc, out_mc, out_bc) = (in_pkts / 50, in_pkts / 200, out_pkts / 50, out_pkts / 200);
+    let e = |col: u32, rate: u64| (entry.child(&[col, if_index]), rate, 32);
+    let x = |col: u32, rate: u64, bits: u8| (xentry.child(&[col, if_index]), rate, bits);
+    vec![
+        e(10, in_octets_per_s),
+        e(11, in_pkts - in_mc - in_bc),
+        e(12, in_mc + in_bc),
+        e(16, out_octets_per_s),
+        e(17, out_pkts - out_mc - out_bc),
+        e(18, out_mc + out_bc),
+        x(2, in_mc, 32),
+        x(3, in_bc, 32),
+        x(4, out_mc, 32),
+        x(5, out_bc, 32),
+        x(6, in_octets_per_s, 64),
+        x(7, in_pkts - in_mc - in_bc, 64),
+        x(8, in_mc, 64),
+        x(9, in_bc, 64),
+        x(10, out_octets_per_s, 64),
+        x(11, out_pkts - out_mc - out_bc, 64),
+        x(12, out_mc, 64),
+        x(13, out_bc, 64),
+    ]
+}
+
+/// ifOperStatus of a port.
+pub fn if_oper_status(if_index: u32) -> Oid {
+    oid(IF_ENTRY).child(&[8, if_index])
+}
+
+/// ifLastChange of a port.
+pub fn if_last_change(if_index: u32) -> Oid {
+    oid(IF_ENTRY).child(&[9, if_index])
+}
+
+/// A switch: the system group plus `ports` Ethernet ports at `speed_mbps`. Its OIDs are the
+/// template layer, so clones share them.
 pub fn switch(name: &str, ports: u32, speed_mbps: u32) -> Mib {
     let mut mib = Mib::new();
     add_system(&mut mib, &SystemInfo::new(name));
     add_interfaces(&mut mib, &ethernet_ports(ports, speed_mbps));
+    mib.freeze();
     mib
 }
 
@@ -242,12 +276,19 @@ mod tests {
         let name = |m: &Mib| m.get(&oid(ifmib::SYS_NAME), m.started());
         assert_eq!(name(&fabric[1]), Value::OctetString(b"leaf1".to_vec()));
         assert_eq!(fabric[1].snapshot(fabric[1].started()).len(), 8 + 8 * 41);
-        // A device that grows an OID gets its own list; the others keep theirs.
+        // A device that grows an OID keeps it in its own layer and still shares the template.
         let mut changed = fabric[0].clone();
         changed.insert(oid("1.3.6.1.4.1.99999.9.0"), Value::Integer(1));
-        assert!(!changed.shares_oids_with(&fabric[1]) && fabric[0].shares_oids_with(&fabric[1]));
-        assert_eq!((changed.len(), fabric[0].len()), (fabric[0].len() + 1, 8 + 8 * 41));
+        changed.insert(oid("1.3.6.1.2.1.2.2.1.2.4"), Value::OctetString(b"renamed".to_vec()));
+        assert!(changed.shares_oids_with(&fabric[1]) && fabric[0].shares_oids_with(&fabric[1]));
+        assert_eq!((changed.len(), changed.own_len(), fabric[0].len()), (fabric[0].len() + 1, 1, 8 + 8 * 41));
+        let last = changed.snapshot(changed.started()).pop().expect("entries");
+        assert_eq!(last, (oid("1.3.6.1.4.1.99999.9.0"), Value::Integer(1)), "own entries merge in order");
         assert!(changed.remove(&oid("1.3.6.1.4.1.99999.9.0")).is_some());
+        changed.insert(oid("1.3.6.1.2.1.2.2.1.2.4"), Value::OctetString(b"eth4".to_vec()));
         assert_eq!(changed.snapshot(changed.started()), fabric[0].snapshot(fabric[0].started()));
+        // Removing a template OID copies the list for that device only.
+        assert!(changed.remove(&oid("1.3.6.1.2.1.1.5.0")).is_some());
+        assert!(!changed.shares_oids_with(&fabric[1]) && fabric[0].shares_oids_with(&fabric[1]));
     }
 }

@@ -1,0 +1,441 @@
+//! Fills each fabric device's MIB from the [`FabricModel`]: system group, IF-MIB, IP-MIB
+//! ipAddrTable, BGP4-MIB, OSPF-MIB and LLDP-MIB, so that both ends of every cable agree.
+//!
+//! Everything a cable contributes to one device goes through [`apply_link_end`], at build time
+//! and again whenever the cable's state changes (a fault injected or cleared): ifOperStatus and
+//! ifLastChange, the port's counter rates, the LLDP neighbour row, the OSPF neighbour and
+//! interface state, and the BGP peer row with its FSM bookkeeping (established transitions and
+//! time). The columns served are the ones the lab's FRR + lldpd + net-snmp agents serve
+//! (collector/testdata/routing/frr-spine1.walk), with the same types.
+
+use super::device::{self, PortSpec, SystemInfo};
+use super::fabric::{FabricDevice, FabricLink, FabricModel, LinkEnd, Role};
+use super::mib::{Mib, MibValue};
+use crate::snmp::{Oid, Value};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+const BGP_VERSION: &str = "1.3.6.1.2.1.15.1.0";
+const BGP_LOCAL_AS: &str = "1.3.6.1.2.1.15.2.0";
+const BGP_IDENTIFIER: &str = "1.3.6.1.2.1.15.4.0";
+const BGP_PEER_ENTRY: &str = "1.3.6.1.2.1.15.3.1";
+const OSPF_ROUTER_ID: &str = "1.3.6.1.2.1.14.1.1.0";
+const OSPF_ADMIN_STAT: &str = "1.3.6.1.2.1.14.1.2.0";
+const OSPF_IF_ENTRY: &str = "1.3.6.1.2.1.14.7.1";
+const OSPF_NBR_ENTRY: &str = "1.3.6.1.2.1.14.10.1";
+const IP_AD_ENT: &str = "1.3.6.1.2.1.4.20.1";
+const LLDP_LOC: &str = "1.0.8802.1.1.2.1.3";
+const LLDP_LOC_PORT_ENTRY: &str = "1.0.8802.1.1.2.1.3.7.1";
+const LLDP_REM_ENTRY: &str = "1.0.8802.1.1.2.1.4.1.1";
+const LLDP_REM_MAN_ADDR_ENTRY: &str = "1.0.8802.1.1.2.1.4.2.1";
+/// ifCounterDiscontinuityTime (ifXTable column 19).
+const IF_COUNTER_DISCONTINUITY: &str = "1.3.6.1.2.1.31.1.1.1.19";
+
+/// BGP FSM states as BGP4-MIB numbers them.
+pub const BGP_IDLE: i64 = 1;
+pub const BGP_ACTIVE: i64 = 3;
+pub const BGP_ESTABLISHED: i64 = 6;
+/// ospfNbrState full(8); ospfIfState down(1) and pointToPoint(4).
+pub const OSPF_NBR_FULL: i64 = 8;
+pub const OSPF_IF_DOWN: i64 = 1;
+pub const OSPF_IF_POINT_TO_POINT: i64 = 4;
+/// BGP timers, as in the lab (keepalive 3 s, hold 9 s).
+const KEEPALIVE_S: i64 = 3;
+const HOLD_S: i64 = 9;
+/// NOTIFICATION cease / administrative shutdown (RFC 4486).
+const CEASE_ADMIN_SHUTDOWN: [u8; 2] = [6, 2];
+
+fn oid(s: &str) -> Oid {
+    s.parse().expect("static OID")
+}
+
+fn ip_arcs(ip: Ipv4Addr) -> [u32; 4] {
+    ip.octets().map(u32::from)
+}
+
+fn text(s: &str) -> Value {
+    Value::OctetString(s.as_bytes().to_vec())
+}
+
+/// The state of one cable as the fault set sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkState {
+    /// Carrier on both ends (false: link-down fault).
+    pub up: bool,
+    /// The device (index) that administratively shut the BGP session on this link, if any.
+    pub bgp_shut_by: Option<usize>,
+}
+
+impl LinkState {
+    pub const UP: LinkState = LinkState { up: true, bgp_shut_by: None };
+}
+
+/// sysDescr of a fabric device (also its neighbours' lldpRemSysDesc).
+pub fn sys_descr(d: &FabricDevice) -> String {
+    format!("netwarden simulated {} {} (AS {})", d.role, d.name, d.asn)
+}
+
+/// ifName of port `if_index` on every simulated device.
+pub fn port_name(if_index: u32) -> String {
+    format!("eth{if_index}")
+}
+
+/// ifAlias (and LLDP port description) of a fabric port: where the cable goes.
+fn fabric_alias(model: &FabricModel, far: LinkEnd) -> String {
+    format!("to {} {}", model.devices[far.device].name, port_name(far.if_index))
+}
+
+/// Templates by port count: the OIDs every device of that size has (system group, IF-MIB,
+/// LLDP local tables, BGP and OSPF scalars), built once and shared by every clone.
+#[derive(Debug, Default)]
+pub struct Templates {
+    by_ports: HashMap<(u32, u32), Mib>,
+}
+
+impl Templates {
+    fn get(&mut self, ports: u32, speed_mbps: u32) -> &Mib {
+        self.by_ports.entry((ports, speed_mbps)).or_insert_with(|| {
+            let mut m = Mib::new();
+            device::add_system(&mut m, &SystemInfo::new("template"));
+            device::add_interfaces(&mut m, &device::ethernet_ports(ports, speed_mbps));
+            add_lldp_local(&mut m, "template", "template", [0; 6], &device::ethernet_ports(ports, speed_mbps));
+            for (o, v) in [
+                (BGP_VERSION, Value::OctetString(vec![0x10])),
+                (BGP_LOCAL_AS, Value::Integer(0)),
+                (BGP_IDENTIFIER, Value::IpAddress([0; 4])),
+                (OSPF_ROUTER_ID, Value::IpAddress([0; 4])),
+                (OSPF_ADMIN_STAT, Value::Integer(1)),
+            ] {
+                m.insert(oid(o), v);
+            }
+            m.freeze();
+            m
+        })
+    }
+}
+
+/// lldpLocChassisIdSubtype macAddress(4), lldpLocChassisId, lldpLocSysName, lldpLocSysDesc and
+/// lldpLocPortTable (port ID subtype interfaceName(5) = ifName, description = ifAlias), as lldpd.
+fn add_lldp_local(mib: &mut Mib, name: &str, descr: &str, chassis: [u8; 6], ports: &[PortSpec]) {
+    let loc = oid(LLDP_LOC);
+    mib.insert(loc.child(&[1, 0]), Value::Integer(4));
+    mib.insert(loc.child(&[2, 0]), Value::OctetString(chassis.to_vec()));
+    mib.insert(loc.child(&[3, 0]), text(name));
+    mib.insert(loc.child(&[4, 0]), text(descr));
+    let entry = oid(LLDP_LOC_PORT_ENTRY);
+    for p in ports {
+        mib.insert(entry.child(&[2, p.if_index]), Value::Integer(5));
+        mib.insert(entry.child(&[3, p.if_index]), text(&p.name));
+        mib.insert(entry.child(&[4, p.if_index]), text(&p.alias));
+    }
+}
+
+/// A fabric device's ports: cabled ones named after the far end and carrying the link's traffic
+/// (none while down), host ports with the default traffic model, unused ports shut.
+fn ports_of(model: &FabricModel, d: &FabricDevice, link_state: &dyn Fn(usize) -> LinkState) -> Vec<PortSpec> {
+    let mut ports = device::ethernet_ports(d.ports, model.spec.speed_mbps);
+    let host = matches!(d.role, Role::Leaf | Role::Border);
+    for p in &mut ports {
+        p.mac = device::mac(d.number(), p.if_index);
+        if host {
+            p.alias = format!("host port {}", p.if_index);
+        } else {
+            p.alias = "unused".to_string();
+            (p.admin_up, p.oper_up) = (false, false);
+        }
+    }
+    for l in model.links_of(d.index) {
+        let (me, far) = l.ends_from(d.index).expect("a device's own link");
+        let p = &mut ports[me.if_index as usize - 1];
+        let (in_rate, out_rate) = l.rates_at(d.index);
+        p.alias = fabric_alias(model, far);
+        p.admin_up = true;
+        p.oper_up = link_state(l.index).up;
+        p.in_octets_per_s = in_rate;
+        p.out_octets_per_s = out_rate;
+    }
+    ports
+}
+
+/// Builds device `d`'s whole MIB, its clock starting now, with every cable in the state
+/// `link_state` gives (all up for a fresh fabric; the current faults after a reboot).
+pub fn build_device(
+    model: &FabricModel,
+    templates: &mut Templates,
+    d: usize,
+    link_state: &dyn Fn(usize) -> LinkState,
+) -> Mib {
+    let dev = &model.devices[d];
+    let mut mib = templates.get(dev.ports, model.spec.speed_mbps).clone();
+    mib.restart();
+    let descr = sys_descr(dev);
+    let sys = SystemInfo { descr: descr.clone(), location: format!("sim {}", dev.role), ..SystemInfo::new(&dev.name) };
+    device::add_system(&mut mib, &sys);
+    let ports = ports_of(model, dev, link_state);
+    device::add_interfaces(&mut mib, &ports);
+    add_lldp_local(&mut mib, &dev.name, &descr, dev.chassis_mac(), &ports);
+    mib.insert(oid(BGP_LOCAL_AS), as_integer(dev.asn));
+    mib.insert(oid(BGP_IDENTIFIER), Value::IpAddress(dev.loopback.octets()));
+    mib.insert(oid(OSPF_ROUTER_ID), Value::IpAddress(dev.loopback.octets()));
+    for l in model.links_of(d) {
+        let (me, _) = l.ends_from(d).expect("a device's own link");
+        add_link_addresses(&mut mib, me);
+        apply_link_end(&mut mib, model, l, d, link_state(l.index), Duration::ZERO, false);
+    }
+    mib
+}
+
+/// BGP4-MIB's AS columns are Integer32: 4-byte AS numbers above 2^31 go out negative, as real
+/// agents send them (the poller reads them back as unsigned).
+fn as_integer(asn: u32) -> Value {
+    Value::Integer(i64::from(asn as i32))
+}
+
+/// ipAddrTable and ospfIfTable's fixed columns for one end's /31 (present whatever the state).
+fn add_link_addresses(mib: &mut Mib, me: LinkEnd) {
+    let a = ip_arcs(me.addr);
+    let ip = oid(IP_AD_ENT);
+    let row = |col: u32| ip.child(&[col]).child(&a);
+    mib.insert(row(1), Value::IpAddress(me.addr.octets()));
+    mib.insert(row(2), Value::Integer(i64::from(me.if_index)));
+    mib.insert(row(3), Value::IpAddress([255, 255, 255, 254]));
+    mib.insert(row(4), Value::Integer(1));
+    mib.insert(row(5), Value::Integer(65_535));
+    let ospf_if = oid(OSPF_IF_ENTRY);
+    let row = |col: u32| ospf_if.child(&[col]).child(&a).child(&[0]);
+    mib.insert(row(1), Value::IpAddress(me.addr.octets()));
+    mib.insert(row(2), Value::Integer(0));
+    mib.insert(row(3), Value::IpAddress([0; 4]));
+    // pointToPoint(3), enabled(1), priority 1, transit delay 1, retransmit 1 s, hello 1 s,
+    // dead 4 s, poll 60 s: the lab's OSPF timers.
+    for (col, v) in [(4, 3), (5, 1), (6, 1), (7, 1), (8, 1), (9, 1), (10, 4), (11, 60)] {
+        mib.insert(row(col), Value::Integer(v));
+    }
+    mib.insert(row(13), Value::IpAddress([0; 4]));
+    mib.insert(row(14), Value::IpAddress([0; 4]));
+}
+
+fn int_of(mib: &Mib, o: &Oid) -> Option<i64> {
+    match mib.entry(o)? {
+        MibValue::Static(Value::Integer(i)) => Some(*i),
+        _ => None,
+    }
+}
+
+fn counter_of(mib: &Mib, o: &Oid) -> u32 {
+    match mib.entry(o) {
+        Some(MibValue::Static(Value::Counter32(c))) => *c,
+        _ => 0,
+    }
+}
+
+/// Writes everything link `l` contributes to device `d`'s MIB for `state`, as of `uptime`
+/// (the device's clock). `session_reset`: the far end rebooted, so an established BGP session
+/// went down and came back (one more transition, established time from now).
+pub fn apply_link_end(
+    mib: &mut Mib,
+    model: &FabricModel,
+    l: &FabricLink,
+    d: usize,
+    state: LinkState,
+    uptime: Duration,
+    session_reset: bool,
+) {
+    let (me, far) = l.ends_from(d).expect("apply_link_end on a device of the link");
+    let far_dev = &model.devices[far.device];
+    let ticks = Value::TimeTicks((uptime.as_millis() / 10) as u32);
+
+    // IF-MIB: status, last change, traffic.
+    let oper = device::if_oper_status(me.if_index);
+    let was_up = int_of(mib, &oper) == Some(1);
+    if was_up != state.up {
+        mib.insert(oper, Value::Integer(if state.up { 1 } else { 2 }));
+        mib.insert(device::if_last_change(me.if_index), ticks.clone());
+    }
+    let (in_rate, out_rate) = if state.up { l.rates_at(d) } else { (0, 0) };
+    for (counter, rate, _) in device::port_counter_rates(me.if_index, in_rate, out_rate) {
+        if let Some(v) = mib.entry_mut(&counter) {
+            v.set_rate(rate, uptime);
+        }
+    }
+
+    // LLDP: the neighbour is known while the cable carries frames.
+    let rem = oid(LLDP_REM_ENTRY);
+    let rem_index = [0, me.if_index, 1];
+    let man_index: Vec<u32> = rem_index.iter().copied().chain([1, 4]).chain(ip_arcs(far_dev.loopback)).collect();
+    let man = oid(LLDP_REM_MAN_ADDR_ENTRY);
+    let rem_cells = [
+        (4, Value::Integer(4)),
+        (5, Value::OctetString(far_dev.chassis_mac().to_vec())),
+        (6, Value::Integer(5)),
+        (7, text(&port_name(far.if_index))),
+        (8, text(&fabric_alias(model, me))),
+        (9, text(&far_dev.name)),
+        (10, text(&sys_descr(far_dev))),
+        // bridge(2) and router(4) supported and enabled, as BITS.
+        (11, Value::OctetString(vec![0x28])),
+        (12, Value::OctetString(vec![0x28])),
+    ];
+    let man_cells = [(3, Value::Integer(2)), (4, Value::Integer(0)), (5, Value::ObjectIdentifier(Oid(vec![0, 0])))];
+    for (col, v) in rem_cells {
+        let o = rem.child(&[col]).child(&rem_index);
+        set_present(mib, o, v, state.up);
+    }
+    for (col, v) in man_cells {
+        let o = man.child(&[col]).child(&man_index);
+        set_present(mib, o, v, state.up);
+    }
+
+    // OSPF: the interface is point-to-point while up; a neighbour that is gone has no row.
+    let if_state = oid(OSPF_IF_ENTRY).child(&[12]).child(&ip_arcs(me.addr)).child(&[0]);
+    let if_events = oid(OSPF_IF_ENTRY).child(&[15]).child(&ip_arcs(me.addr)).child(&[0]);
+    let was = int_of(mib, &if_state);
+    let now_state = if state.up { OSPF_IF_POINT_TO_POINT } else { OSPF_IF_DOWN };
+    if was != Some(now_state) {
+        let events = counter_of(mib, &if_events) + 1;
+        mib.insert(if_state, Value::Integer(now_state));
+        mib.insert(if_events, Value::Counter32(events));
+    }
+    let nbr = oid(OSPF_NBR_ENTRY);
+    let nbr_index: Vec<u32> = ip_arcs(far.addr).into_iter().chain([0]).collect();
+    let nbr_events = nbr.child(&[7]).child(&nbr_index);
+    let events = counter_of(mib, &nbr_events).max(5) + u32::from(session_reset);
+    let nbr_cells = [
+        (1, Value::IpAddress(far.addr.octets())),
+        (2, Value::Integer(0)),
+        (3, Value::IpAddress(far_dev.loopback.octets())),
+        (4, Value::Integer(2)),
+        (5, Value::Integer(1)),
+        (6, Value::Integer(OSPF_NBR_FULL)),
+        (7, Value::Counter32(events)),
+        (8, Value::Gauge32(0)),
+        (9, Value::Integer(1)),
+        (10, Value::Integer(2)),
+        (11, Value::Integer(2)),
+    ];
+    for (col, v) in nbr_cells {
+        let o = nbr.child(&[col]).child(&nbr_index);
+        set_present(mib, o, v, state.up);
+    }
+
+    apply_bgp_peer(mib, l, d, state, uptime, session_reset, far_dev);
+}
+
+/// Inserts `o` when `present`, else removes it (a table row that exists only in some states).
+fn set_present(mib: &mut Mib, o: Oid, v: Value, present: bool) {
+    if present {
+        mib.insert(o, v);
+    } else {
+        mib.remove(&o);
+    }
+}
+
+/// The bgpPeerTable row for the session on link `l`, seen from device `d`.
+fn apply_bgp_peer(
+    mib: &mut Mib,
+    l: &FabricLink,
+    d: usize,
+    state: LinkState,
+    uptime: Duration,
+    session_reset: bool,
+    far_dev: &FabricDevice,
+) {
+    let (me, far) = l.ends_from(d).expect("a device of the link");
+    let entry = oid(BGP_PEER_ENTRY);
+    let peer = ip_arcs(far.addr);
+    let cell = |col: u32| entry.child(&[col]).child(&peer);
+    let shut_here = state.bgp_shut_by == Some(d);
+    let new_state = match (state.up, state.bgp_shut_by) {
+        (true, None) => BGP_ESTABLISHED,
+        // The side that shut the session stays Idle; the other keeps trying (Active).
+        (_, Some(_)) if shut_here => BGP_IDLE,
+        _ => BGP_ACTIVE,
+    };
+    let prev_state = int_of(mib, &cell(2));
+    let mut transitions = counter_of(mib, &cell(15));
+    let mut since = match mib.entry(&cell(16)) {
+        Some(MibValue::SecondsSince(t)) => *t,
+        _ => uptime,
+    };
+    let entered = new_state == BGP_ESTABLISHED && (prev_state != Some(BGP_ESTABLISHED) || session_reset);
+    let left = new_state != BGP_ESTABLISHED && prev_state != Some(new_state);
+    if entered {
+        transitions += 1;
+        since = uptime;
+    } else if left || prev_state.is_none() {
+        since = uptime;
+    }
+    let up = new_state == BGP_ESTABLISHED;
+    // The upper tier listens on 179; the lower tier connects from an ephemeral port.
+    let ephemeral = 32_768 + (l.index % 28_000) as i64;
+    let (local_port, remote_port) = match (up, l.a.device == d) {
+        (false, _) => (0, 0),
+        (true, true) => (179, ephemeral),
+        (true, false) => (ephemeral, 179),
+    };
+    let last_error = if state.bgp_shut_by.is_some() {
+        CEASE_ADMIN_SHUTDOWN.to_vec()
+    } else {
+        match mib.entry(&cell(14)) {
+            Some(MibValue::Static(Value::OctetString(b))) => b.clone(),
+            _ => vec![0, 0],
+        }
+    };
+    let ident = if up { far_dev.loopback.octets() } else { [0; 4] };
+    let cells = [
+        (1, MibValue::Static(Value::IpAddress(ident))),
+        (2, Value::Integer(new_state).into()),
+        (3, Value::Integer(if shut_here { 1 } else { 2 }).into()),
+        (4, Value::Integer(if up { 4 } else { 0 }).into()),
+        (5, Value::IpAddress(me.addr.octets()).into()),
+        (6, Value::Integer(local_port).into()),
+        (7, Value::IpAddress(far.addr.octets()).into()),
+        (8, Value::Integer(remote_port).into()),
+        (9, as_integer(far_dev.asn).into()),
+        (10, Value::Counter32(2 + 4 * transitions).into()),
+        (11, Value::Counter32(2 + 4 * transitions).into()),
+        (12, Value::Counter32(30 * transitions.max(1)).into()),
+        (13, Value::Counter32(30 * transitions.max(1)).into()),
+        (14, Value::OctetString(last_error).into()),
+        (15, Value::Counter32(transitions).into()),
+        (16, MibValue::SecondsSince(since)),
+        (17, Value::Integer(1).into()),
+        (18, Value::Integer(if up { HOLD_S } else { 0 }).into()),
+        (19, Value::Integer(if up { KEEPALIVE_S } else { 0 }).into()),
+        (20, Value::Integer(HOLD_S).into()),
+        (21, Value::Integer(KEEPALIVE_S).into()),
+        (23, Value::Integer(0).into()),
+        (24, MibValue::SecondsSince(since)),
+    ];
+    for (col, v) in cells {
+        mib.insert(cell(col), v);
+    }
+}
+
+/// Moves every running counter of `if_index` (of width `bits`) to just below its wrap point so
+/// that it wraps in about `secs` seconds, and marks the jump in ifCounterDiscontinuityTime as
+/// RFC 2863 asks: a poller sees one discontinuity, then a real wrap. Returns how many counters
+/// moved.
+pub fn wrap_port_counters(mib: &mut Mib, if_index: u32, bits: u8, secs: u64, uptime: Duration) -> usize {
+    let mut moved = 0;
+    for (counter, _, width) in device::port_counter_rates(if_index, 0, 0) {
+        if width != bits {
+            continue;
+        }
+        if let Some(v @ MibValue::Counter { rate_per_s: 1.., .. }) = mib.entry_mut(&counter) {
+            v.wrap_in(secs, uptime);
+            moved += 1;
+        }
+    }
+    if moved > 0 {
+        let ticks = Value::TimeTicks((uptime.as_millis() / 10) as u32);
+        mib.insert(oid(IF_COUNTER_DISCONTINUITY).child(&[if_index]), ticks);
+    }
+    moved
+}
+
+/// Builds every device of `model` (all cables up).
+pub fn build_all(model: &FabricModel, templates: &mut Templates) -> Vec<Mib> {
+    (0..model.devices.len()).map(|d| build_device(model, templates, d, &|_| LinkState::UP)).collect()
+}
