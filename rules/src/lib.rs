@@ -7,3 +7,5 @@
 //! collector's store and observations, and owns only the alert and outbox tables.
 
 pub mod alert;
+pub mod notify;
+pub mod outbox;
