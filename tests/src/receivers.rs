@@ -184,7 +184,8 @@ class Handler:
 
 def authenticator(server, session, envelope, mechanism, auth_data):
     ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd answers 535 itself (with the default handled=True it would say nothing)
+    return AuthResult(success=ok, handled=False)
 
 kwargs = {}
 if user:
