@@ -9,5 +9,7 @@
 pub mod alert;
 pub mod engine;
 pub mod matcher;
+pub mod notify;
+pub mod outbox;
 pub mod rule;
 pub mod source;

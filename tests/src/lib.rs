@@ -5,13 +5,15 @@
 //! - [`snmpd`]: a net-snmp agent with v2c and v3 users, plus net-snmp's client as the reference walker;
 //! - [`snmpsim`]: recordings of real vendors' agents (Arista, Juniper, Cisco, HPE, H3C, Huawei) replayed by snmpsim;
 //! - [`util`]: the cache dir, free ports, and `skip_unless_root` for tests that need root;
-//! - [`app`]: the HTTP API's state over a test database, for in-process API tests.
+//! - [`app`]: the HTTP API's state over a test database, for in-process API tests;
+//! - [`receivers`]: notification peers: a scripted capturing HTTP receiver, aiosmtpd and Alertmanager.
 //!
 //! `bash .ci/run install` installs everything they need; none of them skips for lack of it, they fail and say
 //! what to install.
 
 pub mod app;
 pub mod pg;
+pub mod receivers;
 pub mod snmpd;
 pub mod snmpsim;
 pub mod util;

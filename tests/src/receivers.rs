@@ -1,0 +1,327 @@
+//! Notification peers: a capturing HTTP receiver that answers as scripted (the stand-in for Slack and
+//! PagerDuty, and the webhook target of Alertmanager), a real SMTP server (aiosmtpd) and a real Alertmanager.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::util::{free_tcp_port, require_program, stop_child, tail};
+
+/// How the capture server answers one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// This status with this body.
+    Status(u16, String),
+    /// 429 with `Retry-After: <secs>`.
+    TooManyRequests { retry_after_secs: u64 },
+    /// Never answer (the client times out or gives up).
+    Hang,
+}
+
+/// One request the capture server received.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// The body as JSON (`Value::Null` if it was not JSON; see `problems`).
+    pub body: Value,
+    /// What the validator found wrong with the body.
+    pub problems: Vec<String>,
+    /// What the server answered.
+    pub reply: Reply,
+}
+
+impl Captured {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+type Validator = Box<dyn Fn(&str, &Value) -> Vec<String> + Send + Sync>;
+
+struct CaptureState {
+    requests: Mutex<Vec<Captured>>,
+    script: Mutex<VecDeque<Reply>>,
+    default: Mutex<Reply>,
+    validator: Option<Validator>,
+    arrived: tokio::sync::Notify,
+}
+
+/// An HTTP server on 127.0.0.1 that records every request, checks its body with a validator, and answers from
+/// a script (then with a default). Stopped when dropped.
+pub struct CaptureServer {
+    pub addr: SocketAddr,
+    state: Arc<CaptureState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CaptureServer {
+    /// Starts the server on the current tokio runtime. `validator(path, body)` returns the problems it finds.
+    pub async fn start(default: Reply, validator: Option<Validator>) -> CaptureServer {
+        let state = Arc::new(CaptureState {
+            requests: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
+            default: Mutex::new(default),
+            validator,
+            arrived: tokio::sync::Notify::new(),
+        });
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the capture server");
+        let addr = listener.local_addr().expect("capture server address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        CaptureServer { addr, state, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The next requests are answered with these replies, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.script.lock().unwrap().extend(replies);
+    }
+
+    pub fn set_default(&self, reply: Reply) {
+        *self.state.default.lock().unwrap() = reply;
+    }
+
+    pub fn requests(&self) -> Vec<Captured> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests whose path starts with `prefix` have arrived; panics after `timeout`.
+    pub async fn wait_for(&self, prefix: &str, n: usize, timeout: Duration) -> Vec<Captured> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.state.arrived.notified();
+            let got: Vec<Captured> = self.requests().into_iter().filter(|r| r.path.starts_with(prefix)).collect();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "the capture server got {} request(s) to {prefix}* within {timeout:?}, expected {n}: {:#?}",
+                    got.len(),
+                    got.iter().map(|r| (&r.path, &r.body)).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for CaptureServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(State(state): State<Arc<CaptureState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let (body, mut problems) = match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => (v, Vec::new()),
+        Err(e) => (Value::Null, vec![format!("body is not JSON: {e}")]),
+    };
+    if let Some(v) = &state.validator {
+        problems.extend(v(&path, &body));
+    }
+    let reply = state.script.lock().unwrap().pop_front().unwrap_or_else(|| state.default.lock().unwrap().clone());
+    let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    state.requests.lock().unwrap().push(Captured { path, headers, body, problems, reply: reply.clone() });
+    state.arrived.notify_waiters();
+    match reply {
+        Reply::Status(code, body) => (StatusCode::from_u16(code).expect("a valid status"), body).into_response(),
+        Reply::TooManyRequests { retry_after_secs } => {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after_secs.to_string())], "slow down")
+                .into_response()
+        }
+        Reply::Hang => std::future::pending().await,
+    }
+}
+
+/// A real SMTP server: aiosmtpd's `Controller` on 127.0.0.1, which parses each message with Python's `email`
+/// package and writes it as JSON (envelope, headers, every MIME leaf part decoded) to a directory.
+pub struct SmtpServer {
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+const SMTP_SCRIPT: &str = r#"
+import email, email.policy, json, os, signal, sys
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+port, out, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        parts = [{"content_type": p.get_content_type(), "text": p.get_content()}
+                 for p in msg.walk() if not p.is_multipart()]
+        record = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
+                  "subject": str(msg["subject"]), "from": str(msg["from"]), "to": str(msg["to"]),
+                  "content_type": msg.get_content_type(), "parts": parts,
+                  "authenticated_as": session.authenticated and user}
+        n = len([f for f in os.listdir(out) if f.endswith(".json")])
+        tmp = os.path.join(out, "%04d.tmp" % n)
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.rename(tmp, os.path.join(out, "%04d.json" % n))
+        return "250 Message accepted for delivery"
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+    # handled=False: aiosmtpd answers 535 itself (with the default handled=True it would say nothing)
+    return AuthResult(success=ok, handled=False)
+
+kwargs = {}
+if user:
+    kwargs = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+controller = Controller(Handler(), hostname="127.0.0.1", port=port, **kwargs)
+controller.start()
+print("ready", flush=True)
+signal.sigwait([signal.SIGTERM, signal.SIGINT])
+controller.stop()
+"#;
+
+impl SmtpServer {
+    /// Starts aiosmtpd; with `auth = Some((user, password))` it requires AUTH (over plain text: a test peer).
+    pub fn start(auth: Option<(&str, &str)>) -> SmtpServer {
+        let dir = tempfile::Builder::new().prefix("nw-smtp-").tempdir().expect("a temp dir for mail");
+        let (user, password) = auth.unwrap_or(("", ""));
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_tcp_port();
+            let log = dir.path().join("aiosmtpd.log");
+            let mut child = Command::new("python3")
+                .args(["-c", SMTP_SCRIPT, &port.to_string()])
+                .arg(dir.path())
+                .args([user, password])
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&log).expect("aiosmtpd log file"))
+                .spawn()
+                .expect("starting python3 (install python3 and aiosmtpd: bash .ci/run install)");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(stdout).read_line(&mut line);
+                let _ = tx.send(line);
+            });
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.trim() == "ready" => return SmtpServer { port, child, dir },
+                _ => {
+                    stop_child(&mut child, Duration::from_secs(2));
+                    last_error = tail(&log, 20);
+                }
+            }
+        }
+        panic!("aiosmtpd did not start (is it installed? bash .ci/run install): {last_error}");
+    }
+
+    /// Waits for at least `n` messages; panics after `timeout`.
+    pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+                .expect("reading the mail dir")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            if files.len() >= n {
+                files.sort();
+                return files
+                    .iter()
+                    .map(|p| serde_json::from_slice(&std::fs::read(p).expect("reading a mail")).expect("mail JSON"))
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd received {} message(s) within {timeout:?}, expected {n}",
+                files.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// A real Alertmanager (Debian's `prometheus-alertmanager`) on 127.0.0.1 with clustering off, routing every
+/// alert (grouped by alertname and device, `group_wait` 1s) to a webhook receiver named `capture`.
+pub struct Alertmanager {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+impl Alertmanager {
+    pub fn start(webhook_url: &str) -> Alertmanager {
+        require_program(ALERTMANAGER, "prometheus-alertmanager");
+        let dir = tempfile::Builder::new().prefix("nw-am-").tempdir().expect("a temp dir for Alertmanager");
+        let config = format!(
+            "route:\n  receiver: capture\n  group_by: [alertname, device]\n  group_wait: 1s\n  group_interval: 1s\n  \
+             repeat_interval: 1h\nreceivers:\n  - name: capture\n    webhook_configs:\n      - url: '{webhook_url}'\n        \
+             send_resolved: true\n        max_alerts: 0\n"
+        );
+        let config_path = dir.path().join("alertmanager.yml");
+        std::fs::write(&config_path, config).expect("writing alertmanager.yml");
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_tcp_port();
+            let log = dir.path().join("alertmanager.log");
+            let mut child = Command::new(ALERTMANAGER)
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!("--storage.path={}", dir.path().join("data").display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--cluster.listen-address=")
+                .arg("--log.level=warn")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("alertmanager log file"))
+                .spawn()
+                .expect("starting prometheus-alertmanager");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Alertmanager { port, child, _dir: dir };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            stop_child(&mut child, Duration::from_secs(2));
+            last_error = tail(&log, 20);
+        }
+        panic!("Alertmanager did not start: {last_error}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,568 @@
+//! Notifiers and the notification outbox against real peers: aiosmtpd, Debian's Alertmanager, PostgreSQL, and a
+//! capturing HTTP receiver that stands in for Slack and PagerDuty and checks their published formats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use collector::db::{self, BackendChoice};
+use netwarden_tests::pg::{TestDb, fresh_db};
+use netwarden_tests::receivers::{Alertmanager, CaptureServer, Reply, SmtpServer};
+use rules::alert::{AlertSnapshot, AlertState, Labels, Notification, NotificationKind, Severity, fingerprint};
+use rules::notify::{Notifier, NotifierOptions, ReceiverConfig};
+use rules::outbox::{self, AttemptOutcome, OutboxEntry, OutboxState, WorkerOptions};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn alert(device: &str, interface: &str, severity: Severity) -> AlertSnapshot {
+    let labels: Labels = [
+        ("alertname", "InterfaceDown"),
+        ("device", device),
+        ("interface", interface),
+        ("severity", severity.as_str()),
+        ("site", "ams1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let fp = fingerprint("InterfaceDown", &labels);
+    AlertSnapshot {
+        url: format!("http://127.0.0.1:8080/alerts/{fp}"),
+        fingerprint: fp,
+        rule: "InterfaceDown".into(),
+        severity,
+        state: AlertState::Firing,
+        labels,
+        annotations: [
+            ("summary".to_string(), format!("{interface} down on {device}")),
+            ("description".to_string(), "ifOperStatus is down(2)".to_string()),
+        ]
+        .into_iter()
+        .collect(),
+        starts_at: Utc::now() - chrono::Duration::minutes(2),
+        ends_at: None,
+        value: Some(2.0),
+        flapping: false,
+        acknowledged_by: None,
+    }
+}
+
+fn notification(receiver: &str, kind: NotificationKind, alerts: Vec<AlertSnapshot>) -> Notification {
+    let device = alerts[0].labels["device"].clone();
+    Notification {
+        receiver: receiver.into(),
+        group_key: format!("{{}}:{{alertname=\"InterfaceDown\", device=\"{device}\"}}"),
+        group_labels: [("alertname".to_string(), "InterfaceDown".to_string()), ("device".to_string(), device)]
+            .into_iter()
+            .collect(),
+        kind,
+        escalation_level: 0,
+        alerts,
+        external_url: "http://127.0.0.1:8080".into(),
+        created_at: Utc::now(),
+    }
+}
+
+/// Receivers as in the alerting YAML (flow style: JSON is YAML too).
+fn receivers(yaml: &str) -> Vec<ReceiverConfig> {
+    serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("receiver config {yaml}: {e}"))
+}
+
+fn notifier(configs: Vec<ReceiverConfig>) -> Arc<Notifier> {
+    Arc::new(Notifier::new(&configs, NotifierOptions::default()).expect("building the notifier"))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// E-mail through a real SMTP server.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_reaches_a_real_smtp_server_as_multipart_alternative() {
+    let smtp = SmtpServer::start(Some(("noc", "mail-pass")));
+    let n = notifier(receivers(&format!(
+        r#"[{{"name": "mail", "email": {{"smarthost": "127.0.0.1:{}", "tls": "none", "username": "noc",
+             "password": "mail-pass", "from": "netwarden <nw@example.net>", "to": ["noc@example.net", "Ops <ops@example.net>"]}}}}]"#,
+        smtp.port
+    )));
+    let mut bad = alert("leaf1", "eth1", Severity::Critical);
+    bad.annotations.insert("summary".into(), "<script>alert('x')</script> & eth1 down".into());
+    let note = notification("mail", NotificationKind::Firing, vec![bad, alert("leaf1", "eth2", Severity::Minor)]);
+    let delivered = n.send(&note).await.expect("sending the e-mail");
+    assert_eq!(delivered.status, Some(250));
+
+    let mail = smtp.wait_for_messages(1, WAIT).remove(0);
+    assert_eq!(mail["subject"], "[CRITICAL] [FIRING:2] InterfaceDown leaf1");
+    assert_eq!(mail["from"], "netwarden <nw@example.net>");
+    assert_eq!(mail["to"], "noc@example.net, Ops <ops@example.net>");
+    assert_eq!(mail["mail_from"], "nw@example.net");
+    assert_eq!(mail["rcpt_tos"], json!(["noc@example.net", "ops@example.net"]));
+    assert_eq!(mail["authenticated_as"], "noc");
+    assert_eq!(mail["content_type"], "multipart/alternative");
+    let parts = mail["parts"].as_array().unwrap();
+    assert_eq!(
+        parts.iter().map(|p| p["content_type"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["text/plain", "text/html"]
+    );
+    let (text, html) = (parts[0]["text"].as_str().unwrap(), parts[1]["text"].as_str().unwrap());
+    assert!(text.contains("<script>alert('x')</script> & eth1 down"), "{text}");
+    assert!(text.contains("eth2 down on leaf1") && text.contains("device = leaf1"), "{text}");
+    assert!(!html.contains("<script>"), "the HTML part must be escaped: {html}");
+    assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; eth1 down"), "{html}");
+    assert!(html.contains("<td>interface</td><td>eth2</td>"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_with_a_wrong_password_fails_permanently() {
+    let smtp = SmtpServer::start(Some(("noc", "right")));
+    let n = notifier(receivers(&format!(
+        r#"[{{"name": "mail", "email": {{"smarthost": "127.0.0.1:{}", "tls": "none", "username": "noc",
+             "password": "wrong", "from": "nw@example.net", "to": ["noc@example.net"]}}}}]"#,
+        smtp.port
+    )));
+    let e = n
+        .send(&notification("mail", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Major)]))
+        .await
+        .unwrap_err();
+    assert!(!e.is_transient(), "a refused login is not retried: {e}");
+    assert_eq!(e.status(), Some(535), "{e}");
+    assert!(!e.to_string().contains("wrong"), "the password never appears in errors: {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_to_a_closed_port_fails_transiently() {
+    let port = netwarden_tests::util::free_tcp_port();
+    let n = notifier(receivers(&format!(
+        r#"[{{"name": "mail", "email": {{"smarthost": "127.0.0.1:{port}", "tls": "none", "from": "nw@example.net", "to": ["noc@example.net"]}}}}]"#
+    )));
+    let e = n
+        .send(&notification("mail", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Major)]))
+        .await
+        .unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(e.to_string().starts_with(&format!("receiver mail: SMTP to 127.0.0.1:{port}: ")), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Alertmanager as a real peer, both directions.
+
+/// The structure of a JSON value: objects keep their keys, arrays their first element, scalars become their type.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => json!("null"),
+    }
+}
+
+async fn am_alerts(http: &reqwest::Client, am: &Alertmanager) -> Vec<Value> {
+    let resp = http.get(format!("{}/api/v2/alerts", am.url())).send().await.expect("GET /api/v2/alerts");
+    assert!(resp.status().is_success(), "GET /api/v2/alerts: {}", resp.status());
+    resp.json().await.expect("Alertmanager's alerts as JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_takes_pushed_alerts_and_its_webhook_payload_has_netwardens_structure() {
+    let capture = CaptureServer::start(Reply::Status(200, String::new()), None).await;
+    let am = Alertmanager::start(&capture.url("/from-alertmanager"));
+    let n = notifier(receivers(&format!(
+        r#"[{{"name": "am", "alertmanager": {{"url": "{}"}}}},
+            {{"name": "hook", "webhook": {{"url": "{}", "bearer_token": "hook-token"}}}}]"#,
+        am.url(),
+        capture.url("/from-netwarden")
+    )));
+    let http =
+        reqwest::Client::builder().tls_backend_preconfigured(rules::notify::tls_client_config()).build().unwrap();
+
+    // (a) Push a firing alert; Alertmanager lists it. Alertmanager may still be starting: retry connection errors.
+    let firing = notification("am", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Critical)]);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match n.send(&firing).await {
+            Ok(d) => {
+                assert_eq!(d.status, Some(200));
+                break;
+            }
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("pushing to Alertmanager: {e}"),
+        }
+    }
+    let listed = am_alerts(&http, &am).await;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["labels"], json!(firing.alerts[0].labels));
+    assert_eq!(listed[0]["annotations"], json!(firing.alerts[0].annotations));
+    assert_eq!(listed[0]["generatorURL"], firing.alerts[0].url);
+    assert_eq!(listed[0]["status"]["state"], "active");
+
+    // (b) Alertmanager's own webhook v4 payload for it, and netwarden's for the same alert.
+    let theirs = capture.wait_for("/from-alertmanager", 1, WAIT).await.remove(0);
+    let mut as_hook = firing.clone();
+    as_hook.receiver = "hook".into();
+    n.send(&as_hook).await.expect("netwarden's webhook");
+    let ours = capture.wait_for("/from-netwarden", 1, WAIT).await.remove(0);
+    assert_eq!(ours.header("authorization"), Some("Bearer hook-token"));
+    assert_eq!(ours.header("content-type"), Some("application/json"));
+    assert_eq!(shape(&ours.body), shape(&theirs.body), "ours: {:#}\nAlertmanager's: {:#}", ours.body, theirs.body);
+    for key in ["status", "version", "groupLabels", "commonLabels", "commonAnnotations", "truncatedAlerts"] {
+        assert_eq!(ours.body[key], theirs.body[key], "{key}");
+    }
+    for key in ["status", "labels", "annotations", "endsAt", "generatorURL"] {
+        assert_eq!(ours.body["alerts"][0][key], theirs.body["alerts"][0][key], "alerts[0].{key}");
+    }
+
+    // Resolve: Alertmanager takes the end time and sends its resolved notification, again of the same structure.
+    let mut resolved = firing.clone();
+    resolved.kind = NotificationKind::Resolved;
+    resolved.alerts[0].state = AlertState::Resolved;
+    resolved.alerts[0].ends_at = Some(Utc::now());
+    assert_eq!(n.send(&resolved).await.expect("pushing the resolved alert").status, Some(200));
+    // Alertmanager no longer lists it as active (0.25 leaves resolved alerts out of the list altogether).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let listed = am_alerts(&http, &am).await;
+        if listed.iter().all(|a| a["status"]["state"] != "active") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "Alertmanager still lists the alert as active: {listed:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let theirs = capture.wait_for("/from-alertmanager", 2, WAIT).await.remove(1);
+    assert_eq!(theirs.body["status"], "resolved", "{:#}", theirs.body);
+    resolved.receiver = "hook".into();
+    n.send(&resolved).await.expect("netwarden's resolved webhook");
+    let ours = capture.wait_for("/from-netwarden", 2, WAIT).await.remove(1);
+    assert_eq!(shape(&ours.body), shape(&theirs.body), "ours: {:#}\nAlertmanager's: {:#}", ours.body, theirs.body);
+    assert_eq!(ours.body["status"], "resolved");
+    assert_eq!(ours.body["alerts"][0]["status"], theirs.body["alerts"][0]["status"]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SaaS stand-ins that check the published formats, through the outbox.
+
+fn pagerduty_validator() -> impl Fn(&str, &Value) -> Vec<String> + Send + Sync {
+    let doc: Value = serde_json::from_str(include_str!("../../rules/testdata/pagerduty-events-v2.json")).unwrap();
+    let mut schema = doc["paths"]["/enqueue"]["post"]["requestBody"]["content"]["application/json"]["schema"].clone();
+    schema["components"] = doc["components"].clone();
+    let validator = jsonschema::draft4::new(&schema).expect("PagerDuty's schema compiles");
+    move |path, body| {
+        let mut problems: Vec<String> =
+            validator.iter_errors(body).map(|e| format!("schema: {e} at {}", e.instance_path())).collect();
+        if path != "/v2/enqueue" {
+            problems.push(format!("posted to {path}, not /v2/enqueue"));
+        }
+        if body["event_action"] == "trigger" && body.get("payload").is_none() {
+            problems.push("a trigger needs a payload".into());
+        }
+        if body["payload"]["summary"].as_str().is_some_and(|s| s.chars().count() > 1024) {
+            problems.push("payload.summary is over 1024 characters".into());
+        }
+        if body["dedup_key"].as_str().is_none_or(|k| k.is_empty() || k.chars().count() > 255) {
+            problems.push("dedup_key missing or over 255 characters".into());
+        }
+        problems
+    }
+}
+
+fn slack_validator() -> impl Fn(&str, &Value) -> Vec<String> + Send + Sync {
+    |_path, body| {
+        let mut problems = Vec::new();
+        if body["text"].as_str().is_none_or(str::is_empty) {
+            problems.push("no top-level text fallback".to_string());
+        }
+        let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
+        if blocks.is_empty() || blocks.len() > 50 {
+            problems.push(format!("{} blocks (1..=50 allowed)", blocks.len()));
+        }
+        for (i, b) in blocks.iter().enumerate() {
+            let text = b["text"]["text"].as_str().unwrap_or("");
+            match b["type"].as_str() {
+                Some("header") if b["text"]["type"] != "plain_text" || text.chars().count() > 150 => {
+                    problems.push(format!("block {i}: header must be plain_text of at most 150 characters"))
+                }
+                Some("section") if text.is_empty() || text.chars().count() > 3000 => {
+                    problems.push(format!("block {i}: section text must have 1..=3000 characters"))
+                }
+                Some("context") if b["elements"].as_array().is_none_or(|e| e.is_empty() || e.len() > 10) => {
+                    problems.push(format!("block {i}: context needs 1..=10 elements"))
+                }
+                Some("header" | "section" | "context") => {}
+                other => problems.push(format!("block {i}: unexpected type {other:?}")),
+            }
+        }
+        if !["danger", "warning", "good"].contains(&body["attachments"][0]["color"].as_str().unwrap_or("")) {
+            problems.push("attachments[0].color is not danger, warning or good".into());
+        }
+        problems
+    }
+}
+
+/// A fresh, migrated database and a pool over it.
+async fn outbox_db() -> (TestDb, deadpool_postgres::Pool) {
+    let test_db = fresh_db();
+    let mut c = test_db.connect().await;
+    db::migrate(&mut c, BackendChoice::Partitioned).await.expect("migrate");
+    let pool = db::connect(&test_db.connection_string, 8).await.expect("pool");
+    (test_db, pool)
+}
+
+fn fast_worker() -> WorkerOptions {
+    WorkerOptions {
+        concurrency: 4,
+        poll_interval: Duration::from_millis(500),
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_secs(1),
+        shutdown_grace: Duration::ZERO,
+        ..WorkerOptions::default()
+    }
+}
+
+async fn enqueue(pool: &deadpool_postgres::Pool, n: &Notification) -> i64 {
+    let c = pool.get().await.unwrap();
+    outbox::enqueue(&**c, n).await.expect("enqueue")
+}
+
+/// Waits until outbox row `id` is in `state`; panics with the row after `WAIT`.
+async fn wait_state(pool: &deadpool_postgres::Pool, id: i64, state: OutboxState) -> OutboxEntry {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let c = pool.get().await.unwrap();
+        let e = outbox::get(&**c, id).await.expect("reading the outbox").expect("the row exists");
+        if e.state == state {
+            return e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outbox row {id} did not become {state:?} within {WAIT:?}: {e:#?}"
+        );
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn outcomes(e: &OutboxEntry) -> Vec<(AttemptOutcome, Option<i32>)> {
+    e.attempt_log.iter().map(|a| (a.outcome, a.http_status)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_events_match_the_schema_and_throttling_and_server_errors_are_retried() {
+    let (_db, pool) = outbox_db().await;
+    let pd = CaptureServer::start(
+        Reply::Status(202, r#"{"status":"success","message":"Event processed"}"#.into()),
+        Some(Box::new(pagerduty_validator())),
+    )
+    .await;
+    pd.script([Reply::TooManyRequests { retry_after_secs: 1 }, Reply::Status(500, "oops".into())]);
+    let n = notifier(receivers(&format!(
+        r#"[{{"name": "pager", "pagerduty": {{"routing_key": "0123456789abcdef0123456789abcdef", "url": "{}"}}}}]"#,
+        pd.url("/v2/enqueue")
+    )));
+    let opts = fast_worker();
+    let wake = opts.wake.clone();
+    let cancel = CancellationToken::new();
+    let worker = outbox::spawn(pool.clone(), n, opts, cancel.clone());
+
+    let note = notification("pager", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Critical)]);
+    let id = enqueue(&pool, &note).await;
+    wake.notify_one();
+    let done = wait_state(&pool, id, OutboxState::Delivered).await;
+    assert_eq!(
+        outcomes(&done),
+        [(AttemptOutcome::Transient, Some(429)), (AttemptOutcome::Transient, Some(500)), (AttemptOutcome::Ok, None)]
+    );
+    assert_eq!(done.attempts, 3);
+    assert!(done.delivered_at.is_some() && done.last_error.is_none() && done.claimed_until.is_none());
+    let got = pd.requests();
+    assert_eq!(got.len(), 3);
+    for r in &got {
+        assert!(r.problems.is_empty(), "PagerDuty would not take {:#}: {:?}", r.body, r.problems);
+        assert_eq!(r.body["event_action"], "trigger");
+        assert_eq!(r.body["dedup_key"], note.alerts[0].fingerprint);
+        assert_eq!(r.body["payload"]["severity"], "critical");
+    }
+
+    // Resolving sends a resolve for the same dedup key.
+    let mut resolved = note.clone();
+    resolved.kind = NotificationKind::Resolved;
+    resolved.alerts[0].state = AlertState::Resolved;
+    let id = enqueue(&pool, &resolved).await;
+    wake.notify_one();
+    wait_state(&pool, id, OutboxState::Delivered).await;
+    let last = pd.requests().pop().unwrap();
+    assert!(last.problems.is_empty(), "{:?}", last.problems);
+    assert_eq!(
+        last.body,
+        json!({"routing_key": "0123456789abcdef0123456789abcdef", "event_action": "resolve", "dedup_key": note.alerts[0].fingerprint})
+    );
+    cancel.cancel();
+    worker.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_messages_follow_block_kit_and_a_bad_request_is_not_retried() {
+    let (_db, pool) = outbox_db().await;
+    let slack = CaptureServer::start(Reply::Status(200, "ok".into()), Some(Box::new(slack_validator()))).await;
+    slack.script([Reply::Status(400, "invalid_blocks".into())]);
+    let n = notifier(receivers(&format!(
+        r##"[{{"name": "chat", "slack": {{"webhook_url": "{}", "channel": "#noc"}}}}]"##,
+        slack.url("/services/T000/B000/XXXX")
+    )));
+    let opts = fast_worker();
+    let wake = opts.wake.clone();
+    let cancel = CancellationToken::new();
+    let worker = outbox::spawn(pool.clone(), n, opts, cancel.clone());
+
+    let alerts: Vec<AlertSnapshot> = (0..60).map(|i| alert("leaf1", &format!("eth{i}"), Severity::Major)).collect();
+    let rejected = enqueue(&pool, &notification("chat", NotificationKind::Firing, alerts.clone())).await;
+    wake.notify_one();
+    let failed = wait_state(&pool, rejected, OutboxState::Failed).await;
+    assert_eq!(outcomes(&failed), [(AttemptOutcome::Permanent, Some(400))]);
+    let error = failed.last_error.unwrap();
+    assert!(error.contains("HTTP 400: invalid_blocks"), "{error}");
+    assert!(!error.contains("XXXX"), "the webhook URL is a secret: {error}");
+
+    let accepted = enqueue(&pool, &notification("chat", NotificationKind::Firing, alerts)).await;
+    wake.notify_one();
+    let delivered = wait_state(&pool, accepted, OutboxState::Delivered).await;
+    assert_eq!(outcomes(&delivered), [(AttemptOutcome::Ok, None)]);
+    let got = slack.requests();
+    assert_eq!(got.len(), 2, "the 400 was not retried");
+    for r in &got {
+        assert!(r.problems.is_empty(), "Slack would not take {:#}: {:?}", r.body, r.problems);
+    }
+    let body = &got[1].body;
+    assert_eq!(body["channel"], "#noc");
+    assert_eq!(body["attachments"][0]["color"], "danger");
+    assert_eq!(body["blocks"].as_array().unwrap().len(), 50);
+    assert_eq!(body["blocks"][48]["text"]["text"], "…and 13 more");
+    cancel.cancel();
+    worker.await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Durability.
+
+fn hook_notifier(capture: &CaptureServer) -> Arc<Notifier> {
+    notifier(receivers(&format!(r#"[{{"name": "hook", "webhook": {{"url": "{}"}}}}]"#, capture.url("/hook"))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_enqueue_is_never_sent() {
+    let (_db, pool) = outbox_db().await;
+    let capture = CaptureServer::start(Reply::Status(200, String::new()), None).await;
+    let opts = fast_worker();
+    let wake = opts.wake.clone();
+    let cancel = CancellationToken::new();
+    let worker = outbox::spawn(pool.clone(), hook_notifier(&capture), opts, cancel.clone());
+
+    let mut c = pool.get().await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    outbox::enqueue(
+        &*tx,
+        &notification("hook", NotificationKind::Firing, vec![alert("rolled-back", "eth1", Severity::Major)]),
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    wake.notify_one();
+    let tx = c.transaction().await.unwrap();
+    let committed = outbox::enqueue(
+        &*tx,
+        &notification("hook", NotificationKind::Firing, vec![alert("committed", "eth1", Severity::Major)]),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    wake.notify_one();
+    wait_state(&pool, committed, OutboxState::Delivered).await;
+
+    let got = capture.requests();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].body["groupLabels"]["device"], "committed");
+    let all = outbox::list(&**c, &outbox::OutboxQuery::default()).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), [committed]);
+    cancel.cancel();
+    worker.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_off_by_shutdown_is_delivered_by_the_next_worker_after_the_lease() {
+    let (_db, pool) = outbox_db().await;
+    let capture = CaptureServer::start(Reply::Status(200, String::new()), None).await;
+    capture.script([Reply::Hang]);
+    let notifier = hook_notifier(&capture);
+    let lease = Duration::from_secs(2);
+    let opts = WorkerOptions { lease, send_timeout: Duration::from_secs(60), ..fast_worker() };
+    let cancel = CancellationToken::new();
+    let first = outbox::spawn(pool.clone(), notifier.clone(), opts.clone(), cancel.clone());
+    let id =
+        enqueue(&pool, &notification("hook", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Major)]))
+            .await;
+    opts.wake.notify_one();
+
+    // The receiver has the request and hangs; the worker is stopped mid-send (as if the process died).
+    capture.wait_for("/hook", 1, WAIT).await;
+    cancel.cancel();
+    first.await.unwrap();
+    let c = pool.get().await.unwrap();
+    let stuck = outbox::get(&**c, id).await.unwrap().unwrap();
+    assert_eq!(stuck.state, OutboxState::Delivering, "{stuck:#?}");
+    assert!(stuck.claimed_until.is_some() && stuck.attempt_log.is_empty(), "{stuck:#?}");
+
+    // A new worker finds the row once the lease has expired and delivers it.
+    let cancel = CancellationToken::new();
+    let second = outbox::spawn(pool.clone(), notifier, WorkerOptions { lease, ..fast_worker() }, cancel.clone());
+    let done = wait_state(&pool, id, OutboxState::Delivered).await;
+    assert_eq!(outcomes(&done), [(AttemptOutcome::Ok, None)]);
+    assert_eq!(done.attempts, 2, "two claims: the abandoned one and the delivery");
+    assert!(done.delivered_at.unwrap() >= stuck.claimed_until.unwrap(), "not before the lease expired");
+    assert_eq!(capture.requests().len(), 2, "at least once: the cut-off send and the delivery");
+    cancel.cancel();
+    second.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_rows_are_delivered_after_a_restart_exactly_once_across_two_workers() {
+    let (_db, pool) = outbox_db().await;
+    let capture = CaptureServer::start(Reply::Status(200, String::new()), None).await;
+    // Enqueued while no worker runs (before a restart).
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let n =
+            notification("hook", NotificationKind::Firing, vec![alert(&format!("leaf{i}"), "eth1", Severity::Minor)]);
+        ids.push(enqueue(&pool, &n).await);
+    }
+    let notifier = hook_notifier(&capture);
+    let cancel = CancellationToken::new();
+    let workers = [
+        outbox::spawn(pool.clone(), notifier.clone(), fast_worker(), cancel.clone()),
+        outbox::spawn(pool.clone(), notifier, fast_worker(), cancel.clone()),
+    ];
+    for &id in &ids {
+        let e = wait_state(&pool, id, OutboxState::Delivered).await;
+        assert_eq!((e.attempts, outcomes(&e)), (1, vec![(AttemptOutcome::Ok, None)]), "{e:#?}");
+    }
+    let mut devices: Vec<String> =
+        capture.requests().iter().map(|r| r.body["groupLabels"]["device"].as_str().unwrap().to_string()).collect();
+    assert_eq!(devices.len(), 30, "one request per row");
+    devices.sort();
+    devices.dedup();
+    assert_eq!(devices.len(), 30, "no row sent twice");
+    cancel.cancel();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let c = pool.get().await.unwrap();
+    let listed = outbox::list(
+        &**c,
+        &outbox::OutboxQuery { state: Some(OutboxState::Delivered), receiver: Some("hook".into()), limit: 5 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.iter().map(|e| e.id).collect::<Vec<_>>(), ids.iter().rev().take(5).copied().collect::<Vec<_>>());
+    assert!(listed.iter().all(|e| e.attempt_log.len() == 1));
+}
