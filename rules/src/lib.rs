@@ -7,9 +7,11 @@
 //! collector's store and observations, and owns only the alert and outbox tables.
 
 pub mod alert;
+pub mod dispatch;
 pub mod engine;
 pub mod matcher;
 pub mod notify;
 pub mod outbox;
 pub mod rule;
 pub mod source;
+pub mod suppress;
