@@ -169,6 +169,55 @@ impl Engine {
         self.devices.values()
     }
 
+    /// Names of devices whose last poll outcome left them down.
+    pub fn down_devices(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .series
+            .iter()
+            .filter(|(k, s)| {
+                k.kind == SourceKind::Device
+                    && s.fields
+                        .first()
+                        .and_then(|v| v.clone().into_immutable_string().ok())
+                        .is_some_and(|v| v == "down")
+            })
+            .filter_map(|(k, _)| self.devices.get(&k.device_id).map(|d| d.name.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Puts back an alert saved before a restart. Returns false when its rule no longer exists (the
+    /// caller resolves it). The condition is taken as still true until the series is seen again.
+    pub fn restore(
+        &mut self,
+        rule: &str,
+        series: SeriesKey,
+        state: AlertState,
+        labels: Labels,
+        annotations: BTreeMap<String, String>,
+        active_since: DateTime<Utc>,
+        firing_since: Option<DateTime<Utc>>,
+        fingerprint: String,
+    ) -> bool {
+        let Some(ri) = self.rules.iter().position(|r| r.name == rule) else { return false };
+        let inst = Instance {
+            fingerprint,
+            rule: ri,
+            series: series.clone(),
+            labels,
+            annotations,
+            state,
+            active_since: active_since.timestamp_millis(),
+            firing_since: firing_since.map(|t| t.timestamp_millis()),
+            clear_since: None,
+            cond: true,
+            clear: false,
+        };
+        self.alerts.insert((ri, series), inst);
+        true
+    }
+
     /// Replaces the device directory. Series and alerts of devices that left are dropped; their
     /// firing alerts resolve.
     pub fn set_devices(&mut self, devices: Vec<DeviceMeta>, now_ms: i64) -> Vec<Transition> {

@@ -7,6 +7,7 @@
 //! collector's store and observations, and owns only the alert and outbox tables.
 
 pub mod alert;
+pub mod config;
 pub mod dispatch;
 pub mod engine;
 pub mod matcher;
@@ -14,4 +15,5 @@ pub mod notify;
 pub mod outbox;
 pub mod rule;
 pub mod source;
+pub mod store;
 pub mod suppress;

@@ -241,20 +241,13 @@ async fn backend(client: &mut tokio_postgres::Client, choice: BackendChoice) -> 
 mod tests {
     use super::*;
 
-    /// Numbers handed out to migrations still on other branches (0008 landed before 0006 and 0007): a hole
-    /// there is expected until they merge, and no longer matters after. Remove them once they are in.
-    const RESERVED: &[i32] = &[6, 7];
-
     #[test]
     fn every_migration_has_a_file_for_both_backends() {
         let ms = migrations();
         assert!(!ms.is_empty());
         let mut expected = 1;
         for m in &ms {
-            while m.version != expected && RESERVED.contains(&expected) {
-                expected += 1;
-            }
-            assert_eq!(m.version, expected, "migrations are numbered without holes (other than RESERVED)");
+            assert_eq!(m.version, expected, "migrations are numbered without holes");
             expected += 1;
             assert!(
                 m.common.is_some() || (m.partitioned.is_some() && m.timescaledb.is_some()),
