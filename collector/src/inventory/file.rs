@@ -1512,7 +1512,7 @@ mod tests {
         assert!(yaml.contains("address: \"[2001:db8::12]:16100\""), "{yaml}");
         assert!(yaml.contains("poll_interval: 1m 30s"), "{yaml}");
         assert!(yaml.contains("backup_interval: 6h 30m"), "{yaml}");
-        assert!(yaml.contains("backup_interval: off"), "{yaml}");
+        assert!(yaml.contains("backup_interval: \"off\""), "quoted: YAML 1.1 reads a bare off as false\n{yaml}");
     }
 
     #[test]
