@@ -41,9 +41,14 @@ impl Default for TrapsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConfigsConfig {
-    /// Back up each device's running configuration this often (over SSH); 0s turns it off.
+    /// Back up each device's running configuration (over SSH) when this long has passed since its
+    /// last successful backup, unless the device has its own `backup_interval`; 0s: only devices
+    /// with their own interval are backed up on schedule.
     #[serde(with = "humantime_serde_compat")]
     pub backup_interval: Duration,
+    /// A failed scheduled backup is tried again after this (or the device's interval, if shorter).
+    #[serde(with = "humantime_serde_compat")]
+    pub backup_retry: Duration,
     /// Backups at once.
     pub concurrency: usize,
     #[serde(with = "humantime_serde_compat")]
@@ -56,6 +61,7 @@ impl Default for ConfigsConfig {
     fn default() -> Self {
         ConfigsConfig {
             backup_interval: Duration::from_secs(24 * 3600),
+            backup_retry: Duration::from_secs(3600),
             concurrency: 20,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(60),

@@ -86,6 +86,7 @@ pub async fn start(cfg: &Config, db: &Database, secrets: &SecretBox) -> Result<D
         snmp: creds,
         ssh: None,
         poll_interval: Some(Duration::from_secs(10)),
+        backup_interval: None,
     };
     let mut conn = db.pool.get().await?;
     inventory::store::import(&mut **conn, secrets, &[device], inventory::store::ImportMode::Merge).await?;

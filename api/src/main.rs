@@ -412,6 +412,7 @@ async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
             snmp: SnmpCredentials::V2c { community: config.community.clone() },
             ssh: None,
             poll_interval: None,
+            backup_interval: None,
         })
         .collect();
     write_inventory(&a.inventory, &devices)?;

@@ -254,15 +254,17 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
             ..Default::default()
         },
     ));
-    let backups = (!cfg.configs.backup_interval.is_zero()).then(|| {
+    // Always running: with a global interval of 0s, devices with their own backup_interval still have one.
+    let backups = {
         let (ssh, secrets, cancel) = (ssh.clone(), secrets.clone(), cancel.clone());
         let opts = collector::configs::backup::ScheduleOptions {
             interval: cfg.configs.backup_interval,
+            retry_after: cfg.configs.backup_retry.max(Duration::from_secs(1)),
             concurrency: cfg.configs.concurrency.max(1),
             ..Default::default()
         };
         tokio::spawn(async move { collector::configs::backup::run_schedule(&ssh, &secrets, &opts, cancel).await })
-    });
+    };
     // A trap re-polls its device at once: the receiver follows the scheduler's device list and shares its
     // PollNow.
     let poll_now = Arc::new(collector::observe::PollNow::default());
@@ -333,9 +335,7 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let _ = refresher.await;
     let _ = maintenance.await;
     let _ = topology_task.await;
-    if let Some(b) = backups {
-        let _ = b.await;
-    }
+    let _ = backups.await;
     ssh.close_idle().await;
     tracing::info!("flushing samples");
     if let Err(e) = tokio::time::timeout(Duration::from_secs(10), writer.flush()).await.unwrap_or(Err("timeout".into()))

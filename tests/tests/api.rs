@@ -64,6 +64,24 @@ async fn device_crud_never_returns_secrets() {
     let (st, v, _) = call(&app, "PUT", "/api/v1/devices/leaf9", Some(changed.to_string())).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["site"], "fra");
+    assert_eq!(v["backup_interval_s"], Value::Null, "no own backup interval: the global one");
+    // A device's own backup schedule: a duration, or off (0).
+    changed["backup_interval"] = json!("6h");
+    let (st, v, text) = call(&app, "PUT", "/api/v1/devices/leaf9", Some(changed.to_string())).await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    assert_eq!(v["backup_interval_s"], 6 * 3600);
+    changed["backup_interval"] = json!("off");
+    let (_, v, _) = call(&app, "PUT", "/api/v1/devices/leaf9", Some(changed.to_string())).await;
+    assert_eq!(v["backup_interval_s"], 0);
+    let (_, v, _) = call(&app, "GET", "/api/v1/devices/leaf9", None).await;
+    assert_eq!(v["backup_interval_s"], 0);
+    changed["backup_interval"] = json!("10s");
+    let (st, v, _) = call(&app, "PUT", "/api/v1/devices/leaf9", Some(changed.to_string())).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        v["error"]["message"],
+        "request body:1: device \"leaf9\": backup_interval \"10s\": must be a whole number of seconds from 1m to 30d, or off"
+    );
 
     // Invalid input: 422 with the reason; a wrong name: 404; both in the one error shape.
     let mut bad = dev.clone();

@@ -29,6 +29,7 @@ fn device(name: &str, host: &str, port: u16, interval: Duration) -> Device {
         snmp: SnmpCredentials::V2c { community: "public".into() },
         ssh: None,
         poll_interval: Some(interval),
+        backup_interval: None,
     }
 }
 

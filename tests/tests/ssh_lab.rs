@@ -556,6 +556,7 @@ fn scheduled_backups_run_once_per_interval() {
             interval: Duration::from_secs(3600),
             check_every: Duration::from_millis(200),
             concurrency: 5,
+            ..Default::default()
         };
         let stop = cancel.clone();
         let db = &lab.db;
@@ -589,9 +590,20 @@ fn scheduled_backups_run_once_per_interval() {
             .unwrap()
             .get(0);
         assert_eq!(facts, 5);
-        let ids: Vec<i64> = lab.devices.values().filter_map(|d| d.id).collect();
-        assert!(cstore::due_for_backup(&lab.db, &ids, Duration::from_secs(3600)).await.unwrap().is_empty());
-        assert_eq!(cstore::due_for_backup(&lab.db, &ids, Duration::ZERO).await.unwrap().len(), 5);
+        let none = std::collections::HashMap::new();
+        let due = backup::due_devices(&lab.db, &lab.secrets, &opts.rules(), &none).await.unwrap();
+        assert!(due.due.is_empty(), "backed up within the interval: {:?}", due.plan);
+        assert_eq!(due.scheduled.len(), 5);
+        // From a minute in, with a one-minute interval, every router is due again.
+        let rules = collector::configs::schedule::ScheduleRules {
+            default_interval: Some(Duration::from_secs(60)),
+            ..opts.rules()
+        };
+        let (now, last) = cstore::last_backups(&lab.db, &due.scheduled).await.unwrap();
+        let candidates: Vec<_> =
+            due.scheduled.iter().map(|&id| collector::configs::schedule::Candidate { id, interval: None }).collect();
+        let later = collector::configs::schedule::plan(&candidates, &last, &rules, now + chrono::TimeDelta::minutes(1));
+        assert_eq!(later.due.len(), 5);
     });
 }
 

@@ -39,6 +39,7 @@ fn device(name: &str, host: &str, port: u16, snmp: SnmpCredentials, interval: Du
         snmp,
         ssh: None,
         poll_interval: Some(interval),
+        backup_interval: None,
     }
 }
 

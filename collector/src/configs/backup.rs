@@ -1,11 +1,14 @@
 //! Backups of running configurations: one device, or many with bounded concurrency. Each backup
 //! is one session lease (show running-config), then one transaction (see [`super::store`]).
 
+use super::schedule::{self, BackupPlan, Candidate, ScheduleRules};
 use super::{BackupTrigger, normalize, store};
 use crate::inventory::Device;
 use crate::ssh::{SshError, SshManager};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// One device's successful backup.
@@ -110,12 +113,16 @@ pub async fn backup_all(
     results.into_iter().map(|(_, name, r)| (name, r)).collect()
 }
 
-/// The backup schedule: one interval for every device with SSH credentials.
+/// The backup schedule (see [`schedule`] for when a device is due).
 #[derive(Debug, Clone)]
 pub struct ScheduleOptions {
-    /// A device is backed up when its last attempt is older than this.
+    /// For devices without their own `backup_interval`: backed up when this long has passed since
+    /// their last successful backup. Zero: such devices have no scheduled backup.
     pub interval: Duration,
-    /// How often to look for devices that are due.
+    /// After a failed attempt, the next one comes this long after it (or the device's interval,
+    /// if shorter).
+    pub retry_after: Duration,
+    /// The longest pause between two looks at the inventory and the backup history.
     pub check_every: Duration,
     /// Backups at once.
     pub concurrency: usize,
@@ -125,28 +132,50 @@ impl Default for ScheduleOptions {
     fn default() -> Self {
         ScheduleOptions {
             interval: Duration::from_secs(24 * 3600),
+            retry_after: Duration::from_secs(3600),
             check_every: Duration::from_secs(60),
             concurrency: 20,
         }
     }
 }
 
-/// Runs scheduled backups until `cancel`: at start and every `check_every`, the devices with SSH
-/// credentials whose last attempt is older than `interval` are backed up (trigger `scheduled`). A
-/// failed attempt counts as an attempt, so a dead device is retried once per interval, not once
-/// per check. Returns how many backups it ran.
+impl ScheduleOptions {
+    pub fn rules(&self) -> ScheduleRules {
+        ScheduleRules {
+            default_interval: Some(self.interval).filter(|i| !i.is_zero()),
+            retry_after: self.retry_after,
+            max_wait: self.check_every,
+        }
+    }
+}
+
+/// Runs scheduled backups until `cancel`. Each round reads the inventory and the backup history,
+/// backs up the devices with SSH credentials that are due (trigger `scheduled`, at most
+/// `concurrency` at a time), then collects the CLI facts of those that answered; it then sleeps
+/// until the next device is due, at most `check_every`. Returns how many backups it ran.
 pub async fn run_schedule(
     manager: &SshManager,
     secrets: &crate::secrets::SecretBox,
     opts: &ScheduleOptions,
     cancel: tokio_util::sync::CancellationToken,
 ) -> usize {
+    let rules = opts.rules();
     let mut ran = 0;
+    // Attempts this process started, in case their outcome could not be recorded.
+    let mut attempted: HashMap<i64, DateTime<Utc>> = HashMap::new();
     loop {
-        match due_devices(manager, secrets, opts.interval).await {
-            Ok(due) if !due.is_empty() => {
+        let wait = match manager.db().get().await {
+            Err(e) => Err(e.to_string()),
+            Ok(client) => due_devices(&**client, secrets, &rules, &attempted).await.map_err(|e| e.to_string()),
+        };
+        let wait = match wait {
+            Ok(round) if !round.due.is_empty() => {
+                attempted.retain(|id, _| round.scheduled.contains(id));
+                for d in &round.due {
+                    attempted.extend(d.id.map(|id| (id, round.now)));
+                }
                 let results = tokio::select! {
-                    r = backup_all(manager, &due, BackupTrigger::Scheduled, opts.concurrency) => r,
+                    r = backup_all(manager, &round.due, BackupTrigger::Scheduled, opts.concurrency) => r,
                     () = cancel.cancelled() => break,
                 };
                 let failed = results.iter().filter(|(_, r)| r.is_err()).count();
@@ -154,8 +183,12 @@ pub async fn run_schedule(
                 ran += results.len();
                 // CLI facts (NTP, syslog, SNMP, AAA, BGP summary) of the devices that answered,
                 // on the same schedule and the same (reused) sessions.
-                let answered: Vec<Device> =
-                    due.iter().filter(|d| results.iter().any(|(n, r)| *n == d.name && r.is_ok())).cloned().collect();
+                let answered: Vec<Device> = round
+                    .due
+                    .iter()
+                    .filter(|d| results.iter().any(|(n, r)| *n == d.name && r.is_ok()))
+                    .cloned()
+                    .collect();
                 let facts = futures_util::stream::iter(answered)
                     .map(|d| async move { collect_facts(manager, &d).await })
                     .buffer_unordered(opts.concurrency.max(1))
@@ -164,12 +197,17 @@ pub async fn run_schedule(
                     _ = facts => {}
                     () = cancel.cancelled() => break,
                 }
+                // Look again at once: more devices may have become due during the round.
+                continue;
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "listing devices due for a configuration backup"),
-        }
+            Ok(round) => round.plan.wait(round.now),
+            Err(e) => {
+                tracing::warn!(error = %e, "listing devices due for a configuration backup");
+                opts.check_every
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(opts.check_every) => {}
+            () = tokio::time::sleep(wait) => {}
             () = cancel.cancelled() => break,
         }
     }
@@ -200,19 +238,50 @@ pub async fn collect_facts(manager: &SshManager, device: &Device) -> Result<usiz
     Ok(facts.len())
 }
 
-async fn due_devices(
-    manager: &SshManager,
+/// One look at the schedule: the devices due now and when to look again.
+#[derive(Debug, Clone)]
+pub struct DueDevices {
+    /// The database's time of the look.
+    pub now: DateTime<Utc>,
+    /// Devices due now, in [`BackupPlan::due`] order.
+    pub due: Vec<Device>,
+    /// Ids of every device the schedule considered (stored, with SSH credentials).
+    pub scheduled: Vec<i64>,
+    pub plan: BackupPlan,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DueError {
+    #[error("reading the inventory: {0}")]
+    Inventory(#[from] crate::inventory::StoreError),
+    #[error("reading the backup history: {}", crate::db::error_text(.0))]
+    History(#[from] tokio_postgres::Error),
+}
+
+/// The devices with SSH credentials due for a scheduled backup, from the stored inventory and
+/// backup history. `attempted` holds attempts this process started whose outcome may not be
+/// stored (see [`schedule::LastBackups::with_attempt`]).
+pub async fn due_devices(
+    client: &impl tokio_postgres::GenericClient,
     secrets: &crate::secrets::SecretBox,
-    interval: Duration,
-) -> Result<Vec<Device>, String> {
-    let client = manager.db().get().await.map_err(|e| e.to_string())?;
-    let devices: Vec<Device> = crate::inventory::store::list(&**client, secrets)
-        .await
-        .map_err(|e| e.to_string())?
+    rules: &ScheduleRules,
+    attempted: &HashMap<i64, DateTime<Utc>>,
+) -> Result<DueDevices, DueError> {
+    let devices: Vec<Device> = crate::inventory::store::list(client, secrets)
+        .await?
         .into_iter()
         .filter(|d| d.ssh.is_some() && d.id.is_some())
         .collect();
-    let ids: Vec<i64> = devices.iter().filter_map(|d| d.id).collect();
-    let due = store::due_for_backup(&**client, &ids, interval).await.map_err(|e| e.to_string())?;
-    Ok(devices.into_iter().filter(|d| d.id.is_some_and(|id| due.contains(&id))).collect())
+    let scheduled: Vec<i64> = devices.iter().filter_map(|d| d.id).collect();
+    let (now, mut last) = store::last_backups(client, &scheduled).await?;
+    for (&id, &at) in attempted {
+        let merged = last.get(&id).copied().unwrap_or_default().with_attempt(at);
+        last.insert(id, merged);
+    }
+    let candidates: Vec<Candidate> =
+        devices.iter().filter_map(|d| Some(Candidate { id: d.id?, interval: d.backup_interval })).collect();
+    let plan = schedule::plan(&candidates, &last, rules, now);
+    let mut by_id: HashMap<i64, Device> = devices.into_iter().filter_map(|d| Some((d.id?, d))).collect();
+    let due = plan.due.iter().filter_map(|id| by_id.remove(id)).collect();
+    Ok(DueDevices { now, due, scheduled, plan })
 }

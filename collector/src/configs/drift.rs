@@ -244,6 +244,7 @@ mod tests {
             snmp: SnmpCredentials::V2c { community: "x".into() },
             ssh: None,
             poll_interval: None,
+            backup_interval: None,
         }
     }
 

@@ -4,10 +4,12 @@
 //!
 //! The pure core is here: [`normalize`] (volatile lines out, so a timestamp in a header is not a
 //! change), [`sha256_hex`], [`mask`] and [`unified_diff`] (secrets masked in everything shown).
-//! I/O is at the edges: [`backup`] drives sessions, [`store`] owns the tables.
+//! [`schedule`] says which devices are due for a backup. I/O is at the edges: [`backup`] drives
+//! sessions, [`store`] owns the tables.
 
 pub mod backup;
 pub mod drift;
+pub mod schedule;
 pub mod store;
 
 use crate::ssh::Profile;

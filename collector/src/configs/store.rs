@@ -1,10 +1,12 @@
 //! The `config_snapshot`, `config_backup` and `config_event` tables
 //! (migrations/0005_ssh_and_configs.sql): the only code that reads or writes them.
 
+use super::schedule::LastBackups;
 use super::{BackupTrigger, ConfigDiff, sha256_hex, unified_diff};
 use crate::ssh::Profile;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio_postgres::{GenericClient, Row};
 
@@ -386,22 +388,26 @@ pub async fn diff_snapshots(
     Ok((a, b, d))
 }
 
-/// Of `device_ids`, those whose last backup attempt (successful or failed) is older than
-/// `interval`, or that have none: the scheduled backups due now.
-pub async fn due_for_backup(
+/// The time now (the database's clock, which also stamps `taken_at`) and, for each of
+/// `device_ids`, its last successful backup and the last failed attempt after it: what the
+/// backup schedule ([`super::schedule`]) needs. Devices without backups are left out.
+pub async fn last_backups(
     client: &impl GenericClient,
     device_ids: &[i64],
-    interval: Duration,
-) -> Result<Vec<i64>, tokio_postgres::Error> {
-    let secs = interval.as_secs_f64();
+) -> Result<(DateTime<Utc>, HashMap<i64, LastBackups>), tokio_postgres::Error> {
+    let now: DateTime<Utc> = client.query_one("SELECT now()", &[]).await?.get(0);
     let rows = client
         .query(
-            "SELECT d.id FROM unnest($1::bigint[]) AS d(id) \
-             WHERE NOT EXISTS (SELECT 1 FROM config_backup b WHERE b.device_id = d.id \
-                               AND b.taken_at > now() - make_interval(secs => $2)) \
-             ORDER BY d.id",
-            &[&device_ids, &secs],
+            "SELECT d.id, ok.taken_at, failed.taken_at FROM unnest($1::bigint[]) AS d(id) \
+             LEFT JOIN LATERAL (SELECT b.taken_at FROM config_backup b WHERE b.device_id = d.id AND b.status = 'ok' \
+                                ORDER BY b.taken_at DESC LIMIT 1) ok ON true \
+             LEFT JOIN LATERAL (SELECT b.taken_at FROM config_backup b WHERE b.device_id = d.id \
+                                AND b.status = 'failed' AND b.taken_at > coalesce(ok.taken_at, '-infinity') \
+                                ORDER BY b.taken_at DESC LIMIT 1) failed ON true \
+             WHERE ok.taken_at IS NOT NULL OR failed.taken_at IS NOT NULL",
+            &[&device_ids],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let last = rows.iter().map(|r| (r.get(0), LastBackups { ok: r.get(1), failed: r.get(2) })).collect();
+    Ok((now, last))
 }

@@ -4,7 +4,9 @@
 //! `deny_unknown_fields`), then checked and turned into a [`Device`]. Every problem in the file
 //! is collected; if there is any, no device is returned, so a file is never half-applied.
 
-use super::model::{AuthProtocol, Device, PrivProtocol, SnmpCredentials, SnmpV3Credentials, SshAuth, SshCredentials};
+use super::model::{
+    AuthProtocol, BackupInterval, Device, PrivProtocol, SnmpCredentials, SnmpV3Credentials, SshAuth, SshCredentials,
+};
 use super::node::{self, Node, NodeKind};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -21,6 +23,9 @@ const MAX_V3_USER_LEN: usize = 32;
 const MIN_V3_PASSWORD_LEN: usize = 8;
 const MAX_NAME_LEN: usize = 128;
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// A backup is a login and a `show running-config`: more often than this would load the device for little.
+const MIN_BACKUP_INTERVAL: Duration = Duration::from_secs(60);
+const MAX_BACKUP_INTERVAL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +163,7 @@ struct RawDevice {
     platform: Option<String>,
     tags: Option<Vec<String>>,
     poll_interval: Option<String>,
+    backup_interval: Option<String>,
     snmp: Option<RawSnmp>,
     ssh: Option<RawSsh>,
 }
@@ -187,9 +193,9 @@ struct RawSsh {
     port: Option<String>,
 }
 
-/// CSV columns and the YAML path each one stands for. The first 19 are the documented header;
+/// CSV columns and the YAML path each one stands for. The first 20 are the documented header;
 /// the SSH key columns are optional extras (a key is multi-line, so it is quoted in CSV).
-const CSV_COLUMNS: [(&str, &str); 22] = [
+const CSV_COLUMNS: [(&str, &str); 23] = [
     ("name", "name"),
     ("address", "address"),
     ("site", "site"),
@@ -198,6 +204,7 @@ const CSV_COLUMNS: [(&str, &str); 22] = [
     ("platform", "platform"),
     ("tags", "tags"),
     ("poll_interval", "poll_interval"),
+    ("backup_interval", "backup_interval"),
     ("snmp_version", "snmp.version"),
     ("community", "snmp.community"),
     ("v3_user", "snmp.user"),
@@ -480,6 +487,17 @@ impl Compiler<'_> {
                 None
             }
         });
+        let backup_interval = text(raw.backup_interval).and_then(|value| match parse_backup_interval(&value) {
+            Ok(interval) => Some(interval),
+            Err(reason) => {
+                self.error(
+                    site,
+                    "backup_interval",
+                    format_args!("{} {value:?}: {reason}", site.origin.field("backup_interval")),
+                );
+                None
+            }
+        });
         let snmp = match raw.snmp {
             Some(snmp) => self.snmp(site, snmp),
             None => {
@@ -506,6 +524,7 @@ impl Compiler<'_> {
             snmp: snmp?,
             ssh,
             poll_interval,
+            backup_interval,
         })
     }
 
@@ -807,6 +826,7 @@ fn raw_from_cells(mut cells: HashMap<&str, String>) -> RawDevice {
         platform: take("platform"),
         tags: take("tags").map(|t| t.split(';').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()),
         poll_interval: take("poll_interval"),
+        backup_interval: take("backup_interval"),
         snmp: Some(snmp),
         ssh: has_ssh.then_some(ssh),
     }
@@ -881,6 +901,22 @@ fn parse_interval(value: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
+/// A duration from 1m to 30d, or `off` (also `0`, `0s`): no scheduled backup for the device.
+fn parse_backup_interval(value: &str) -> Result<BackupInterval, String> {
+    if value.eq_ignore_ascii_case("off") || value == "0" {
+        return Ok(BackupInterval::Off);
+    }
+    let interval = humantime::parse_duration(value)
+        .map_err(|_| "expected a duration with a unit, such as 6h or 1d, or off".to_owned())?;
+    if interval.is_zero() {
+        return Ok(BackupInterval::Off);
+    }
+    if interval.subsec_nanos() != 0 || interval < MIN_BACKUP_INTERVAL || interval > MAX_BACKUP_INTERVAL {
+        return Err("must be a whole number of seconds from 1m to 30d, or off".to_owned());
+    }
+    Ok(BackupInterval::Every(interval))
+}
+
 // ---- export ----
 
 #[derive(Serialize)]
@@ -904,6 +940,8 @@ struct ExportDevice<'a> {
     tags: Option<serde_saphyr::FlowSeq<&'a [String]>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     poll_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_interval: Option<String>,
     snmp: ExportSnmp<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ssh: Option<ExportSsh<'a>>,
@@ -948,6 +986,13 @@ fn export_address(device: &Device) -> String {
 
 fn export_interval(interval: Option<Duration>) -> Option<String> {
     interval.map(|i| humantime::format_duration(i).to_string())
+}
+
+fn export_backup_interval(interval: Option<BackupInterval>) -> Option<String> {
+    interval.map(|i| match i {
+        BackupInterval::Off => "off".to_owned(),
+        BackupInterval::Every(i) => humantime::format_duration(i).to_string(),
+    })
 }
 
 fn export_device(device: &Device, include_secrets: bool) -> ExportDevice<'_> {
@@ -996,6 +1041,7 @@ fn export_device(device: &Device, include_secrets: bool) -> ExportDevice<'_> {
         platform: device.platform.as_deref(),
         tags: (!device.tags.is_empty()).then_some(serde_saphyr::FlowSeq(device.tags.as_slice())),
         poll_interval: export_interval(device.poll_interval),
+        backup_interval: export_backup_interval(device.backup_interval),
         snmp,
         ssh,
     }
@@ -1014,7 +1060,7 @@ pub fn export_yaml(devices: &[Device], include_secrets: bool) -> String {
     }
 }
 
-/// The inventory as CSV: the documented 19 columns, then `ssh_key` and `ssh_passphrase`.
+/// The inventory as CSV: the documented 20 columns, then `ssh_key` and `ssh_passphrase`.
 /// Secrets are left out unless `include_secrets`, as in [`export_yaml`].
 pub fn export_csv(devices: &[Device], include_secrets: bool) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
@@ -1032,6 +1078,7 @@ pub fn export_csv(devices: &[Device], include_secrets: bool) -> String {
             opt(d.platform),
             device.tags.join(";"),
             d.poll_interval.unwrap_or_default(),
+            d.backup_interval.unwrap_or_default(),
             d.snmp.version.to_owned(),
             opt(d.snmp.community),
             opt(d.snmp.user),
@@ -1085,6 +1132,7 @@ mod tests {
             snmp: SnmpCredentials::V2c { community: community.into() },
             ssh: None,
             poll_interval: None,
+            backup_interval: None,
         }
     }
 
@@ -1194,7 +1242,7 @@ mod tests {
                 r#"23: device "leaf4": address "leaf4:99999": port "99999" is not a number from 1 to 65535"#,
                 r#"27: device "leaf4": snmp.priv requires snmp.auth: SNMPv3 has no privacy without authentication"#,
                 "31: device \"leaf5\": unknown field `comunity`, expected one of `name`, `address`, `site`, `role`, \
-             `vendor`, `platform`, `tags`, `poll_interval`, `snmp`, `ssh`",
+             `vendor`, `platform`, `tags`, `poll_interval`, `backup_interval`, `snmp`, `ssh`",
                 "32: device \"leaf5\": snmp: unknown field `colour`, expected one of `version`, `community`, `user`, \
              `auth`, `auth_password`, `priv`, `priv_password`, `context`",
                 r#"34: device "leaf6": address "10.1.1.1:22:33": not an IPv6 address; with a port, write IPv6 as [address]:port"#,
@@ -1433,6 +1481,7 @@ mod tests {
         devices.push(Device {
             tags: vec!["core net".into(), "x,y".into()],
             poll_interval: Some(Duration::from_secs(90)),
+            backup_interval: Some(BackupInterval::Every(Duration::from_secs(6 * 3600 + 30 * 60))),
             ssh: Some(SshCredentials {
                 user: "ops user".into(),
                 auth: SshAuth::Password(" yes: #not a comment\n\"quoted\" ".into()),
@@ -1447,6 +1496,7 @@ mod tests {
                 privacy: Some((PrivProtocol::Des, "0x1F,;'\"".into())),
                 context: Some("ctx".into()),
             }),
+            backup_interval: Some(BackupInterval::Off),
             ..v2c("odd2", "fe80::1", "")
         });
         devices
@@ -1461,6 +1511,8 @@ mod tests {
         assert!(yaml.contains("address: leaf1.lab.example:1161"), "{yaml}");
         assert!(yaml.contains("address: \"[2001:db8::12]:16100\""), "{yaml}");
         assert!(yaml.contains("poll_interval: 1m 30s"), "{yaml}");
+        assert!(yaml.contains("backup_interval: 6h 30m"), "{yaml}");
+        assert!(yaml.contains("backup_interval: \"off\""), "quoted: YAML 1.1 reads a bare off as false\n{yaml}");
     }
 
     #[test]
@@ -1468,10 +1520,69 @@ mod tests {
         let devices = awkward_devices();
         let csv = export_csv(&devices, true);
         assert!(csv.starts_with(
-            "name,address,site,role,vendor,platform,tags,poll_interval,snmp_version,community,v3_user,v3_auth,\
+            "name,address,site,role,vendor,platform,tags,poll_interval,backup_interval,snmp_version,community,v3_user,v3_auth,\
              v3_auth_password,v3_priv,v3_priv_password,v3_context,ssh_user,ssh_password,ssh_port,ssh_key,ssh_passphrase\n"
         ));
         assert_eq!(parse_inventory("x.csv", &csv, None).unwrap(), devices, "\n{csv}");
+        assert!(csv.contains(",1m 30s,6h 30m,v2c,"), "{csv}");
+        assert!(csv.contains(",,off,v3,"), "{csv}");
+    }
+
+    #[test]
+    fn backup_interval_values() {
+        let one = |interval: &str| {
+            format!(
+                "devices:\n  - name: d\n    address: 10.0.0.1\n    backup_interval: {interval}\n    \
+                 snmp: {{ version: v2c, community: c }}\n"
+            )
+        };
+        let parsed = |interval: &str| parse_inventory("i.yaml", &one(interval), None).unwrap()[0].backup_interval;
+        let every = |secs: u64| Some(BackupInterval::Every(Duration::from_secs(secs)));
+        assert_eq!(parsed("6h"), every(6 * 3600));
+        assert_eq!(parsed("1d"), every(24 * 3600));
+        assert_eq!(parsed("1m"), every(60));
+        assert_eq!(parsed("30days"), every(30 * 24 * 3600));
+        assert_eq!(parsed("\"2h 15m\""), every(2 * 3600 + 15 * 60));
+        for off in ["off", "OFF", "0", "0s", "\"off\""] {
+            assert_eq!(parsed(off), Some(BackupInterval::Off), "{off}");
+        }
+        assert_eq!(parsed("\"\""), None, "empty means the global interval");
+        let without = "devices:\n  - { name: d, address: 10.0.0.1, snmp: { version: v2c, community: c } }\n";
+        assert_eq!(parse_inventory("i.yaml", without, None).unwrap()[0].backup_interval, None);
+
+        check_errors(
+            "i.yaml",
+            &one("6"),
+            &[r#"4: device "d": backup_interval "6": expected a duration with a unit, such as 6h or 1d, or off"#],
+        );
+        check_errors(
+            "i.yaml",
+            &one("no"),
+            &[r#"4: device "d": backup_interval "no": expected a duration with a unit, such as 6h or 1d, or off"#],
+        );
+        for short_or_long in ["30s", "31d", "90500ms"] {
+            check_errors(
+                "i.yaml",
+                &one(short_or_long),
+                &[&format!(
+                    r#"4: device "d": backup_interval "{short_or_long}": must be a whole number of seconds from 1m to 30d, or off"#
+                )],
+            );
+        }
+        // CSV: the column's own name in the message, the row's line.
+        let csv = "name,address,snmp_version,community,backup_interval\n\
+                   a,10.0.0.1,v2c,c,12h\n\
+                   b,10.0.0.2,v2c,c,off\n\
+                   c,10.0.0.3,v2c,c,\n\
+                   d,10.0.0.4,v2c,c,soon\n";
+        check_errors(
+            "i.csv",
+            csv,
+            &[r#"5: device "d": backup_interval "soon": expected a duration with a unit, such as 6h or 1d, or off"#],
+        );
+        let devices = parse_inventory("i.csv", &csv.replace(",soon", ",7d"), None).unwrap();
+        let got: Vec<_> = devices.iter().map(|d| d.backup_interval).collect();
+        assert_eq!(got, [every(12 * 3600), Some(BackupInterval::Off), None, every(7 * 24 * 3600)]);
     }
 
     #[test]

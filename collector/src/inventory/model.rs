@@ -24,6 +24,35 @@ pub struct Device {
     pub ssh: Option<SshCredentials>,
     /// Overrides the global poll interval when set.
     pub poll_interval: Option<Duration>,
+    /// Overrides the global configuration backup interval (`[configs] backup_interval`) when set.
+    pub backup_interval: Option<BackupInterval>,
+}
+
+/// How often a device's running configuration is backed up on schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupInterval {
+    /// No scheduled backup (on-demand backups still run).
+    Off,
+    /// When this long has passed since the device's last successful backup.
+    Every(Duration),
+}
+
+impl BackupInterval {
+    /// Seconds as stored in `device.backup_interval_s` and shown by the API: 0 is [`BackupInterval::Off`].
+    pub fn as_secs(self) -> u64 {
+        match self {
+            BackupInterval::Off => 0,
+            BackupInterval::Every(interval) => interval.as_secs(),
+        }
+    }
+
+    /// The interval that applies, `None` meaning no scheduled backup.
+    pub fn interval(self) -> Option<Duration> {
+        match self {
+            BackupInterval::Off => None,
+            BackupInterval::Every(interval) => Some(interval),
+        }
+    }
 }
 
 impl Device {

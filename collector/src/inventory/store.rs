@@ -4,7 +4,9 @@
 //! device name and the kind of secret (`device:<name>:snmp`, `device:<name>:ssh`). Reads for the
 //! API (`list_views`, `get_view_by_name`) open nothing and need no key.
 
-use super::model::{AuthProtocol, Device, PrivProtocol, SnmpCredentials, SnmpV3Credentials, SshAuth, SshCredentials};
+use super::model::{
+    AuthProtocol, BackupInterval, Device, PrivProtocol, SnmpCredentials, SnmpV3Credentials, SshAuth, SshCredentials,
+};
 use super::view::{DeviceView, SnmpVersion, SshAuthKind};
 use crate::secrets::{SecretBox, SecretError};
 use serde::{Deserialize, Serialize};
@@ -86,19 +88,20 @@ const IMPORT_LOCK: i64 = 0x6e77_5f69_6e76_0001;
 
 const COLUMNS: &str = "id, name, host, snmp_port, site, role, vendor, platform, tags, \
     snmp_version, snmp_v3_user, snmp_v3_auth, snmp_v3_priv, snmp_v3_context, snmp_secret, \
-    ssh_user, ssh_port, ssh_auth_kind, ssh_secret, poll_interval_s";
+    ssh_user, ssh_port, ssh_auth_kind, ssh_secret, poll_interval_s, backup_interval_s";
 
 const UPSERT: &str = "INSERT INTO device (name, host, snmp_port, site, role, vendor, platform, tags, \
         snmp_version, snmp_v3_user, snmp_v3_auth, snmp_v3_priv, snmp_v3_context, snmp_secret, \
-        ssh_user, ssh_port, ssh_auth_kind, ssh_secret, poll_interval_s) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+        ssh_user, ssh_port, ssh_auth_kind, ssh_secret, poll_interval_s, backup_interval_s) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
     ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, snmp_port = EXCLUDED.snmp_port, \
         site = EXCLUDED.site, role = EXCLUDED.role, vendor = EXCLUDED.vendor, platform = EXCLUDED.platform, \
         tags = EXCLUDED.tags, snmp_version = EXCLUDED.snmp_version, snmp_v3_user = EXCLUDED.snmp_v3_user, \
         snmp_v3_auth = EXCLUDED.snmp_v3_auth, snmp_v3_priv = EXCLUDED.snmp_v3_priv, \
         snmp_v3_context = EXCLUDED.snmp_v3_context, snmp_secret = EXCLUDED.snmp_secret, \
         ssh_user = EXCLUDED.ssh_user, ssh_port = EXCLUDED.ssh_port, ssh_auth_kind = EXCLUDED.ssh_auth_kind, \
-        ssh_secret = EXCLUDED.ssh_secret, poll_interval_s = EXCLUDED.poll_interval_s, updated_at = now() \
+        ssh_secret = EXCLUDED.ssh_secret, poll_interval_s = EXCLUDED.poll_interval_s, \
+        backup_interval_s = EXCLUDED.backup_interval_s, updated_at = now() \
     RETURNING id, (xmax = 0) AS created"; // xmax is 0 only on a fresh insert
 
 /// Writes `devices` in one transaction: each is created or updated by name (a device equal to
@@ -283,6 +286,8 @@ struct DeviceParams<'a> {
     ssh_auth_kind: Option<&'static str>,
     ssh_secret: Option<Vec<u8>>,
     poll_interval_s: Option<i32>,
+    /// 0 is [`BackupInterval::Off`].
+    backup_interval_s: Option<i32>,
 }
 
 impl<'a> DeviceParams<'a> {
@@ -349,6 +354,16 @@ impl<'a> DeviceParams<'a> {
                 }
             },
         };
+        let backup_interval_s = match device.backup_interval {
+            None => None,
+            Some(BackupInterval::Off) => Some(0),
+            Some(BackupInterval::Every(interval)) => match i32::try_from(interval.as_secs()) {
+                Ok(secs) if secs > 0 && interval.subsec_nanos() == 0 => Some(secs),
+                _ => {
+                    return Err(invalid("the backup interval must be a whole number of seconds, at least 1s"));
+                }
+            },
+        };
         Ok(DeviceParams {
             device,
             snmp_port: i32::from(device.snmp_port),
@@ -363,10 +378,11 @@ impl<'a> DeviceParams<'a> {
             ssh_auth_kind,
             ssh_secret,
             poll_interval_s,
+            backup_interval_s,
         })
     }
 
-    fn as_sql(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 19] {
+    fn as_sql(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 20] {
         let d = self.device;
         [
             &d.name,
@@ -388,6 +404,7 @@ impl<'a> DeviceParams<'a> {
             &self.ssh_auth_kind,
             &self.ssh_secret,
             &self.poll_interval_s,
+            &self.backup_interval_s,
         ]
     }
 }
@@ -411,6 +428,7 @@ struct RowParts {
     snmp_secret: Option<Vec<u8>>,
     ssh: Option<(String, u16, SshAuthKind, Option<Vec<u8>>)>,
     poll_interval: Option<Duration>,
+    backup_interval: Option<BackupInterval>,
 }
 
 impl RowParts {
@@ -456,6 +474,14 @@ impl RowParts {
                     .map_err(|_| invalid(format!("poll_interval_s {s} is negative")))
             })
             .transpose()?;
+        let backup_interval = row
+            .try_get::<_, Option<i32>>("backup_interval_s")?
+            .map(|s| match u64::try_from(s) {
+                Ok(0) => Ok(BackupInterval::Off),
+                Ok(secs) => Ok(BackupInterval::Every(Duration::from_secs(secs))),
+                Err(_) => Err(invalid(format!("backup_interval_s {s} is negative"))),
+            })
+            .transpose()?;
         Ok(RowParts {
             id: row.try_get("id")?,
             snmp_port: port("snmp_port", row.try_get("snmp_port")?)?,
@@ -473,6 +499,7 @@ impl RowParts {
             snmp_secret: row.try_get("snmp_secret")?,
             ssh,
             poll_interval,
+            backup_interval,
             name,
         })
     }
@@ -541,6 +568,7 @@ fn device_from_row(row: &Row, secrets: &SecretBox) -> Result<Device, StoreError>
         snmp,
         ssh,
         poll_interval: parts.poll_interval,
+        backup_interval: parts.backup_interval,
     })
 }
 
@@ -558,6 +586,7 @@ fn view_from_row(row: &Row) -> Result<DeviceView, StoreError> {
         platform: parts.platform,
         tags: parts.tags,
         poll_interval_s: parts.poll_interval.map(|i| i.as_secs()),
+        backup_interval_s: parts.backup_interval.map(BackupInterval::as_secs),
         snmp_version: parts.snmp_version,
         has_community: parts.snmp_version == SnmpVersion::V2c && parts.snmp_secret.is_some(),
         v3_user: parts.v3_user,

@@ -1,6 +1,6 @@
 //! What the API shows of a device: everything but its secrets, with flags saying which are set.
 
-use super::model::{AuthProtocol, Device, PrivProtocol, SnmpCredentials, SshAuth};
+use super::model::{AuthProtocol, BackupInterval, Device, PrivProtocol, SnmpCredentials, SshAuth};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +82,8 @@ pub struct DeviceView {
     pub tags: Vec<String>,
     /// Overrides the global poll interval when set.
     pub poll_interval_s: Option<u64>,
+    /// Overrides the global configuration backup interval when set; 0 means no scheduled backup.
+    pub backup_interval_s: Option<u64>,
     pub snmp_version: SnmpVersion,
     /// v2c only: a community is stored.
     pub has_community: bool,
@@ -121,6 +123,7 @@ impl From<&Device> for DeviceView {
             platform: device.platform.clone(),
             tags: device.tags.clone(),
             poll_interval_s: device.poll_interval.map(|i| i.as_secs()),
+            backup_interval_s: device.backup_interval.map(BackupInterval::as_secs),
             snmp_version: SnmpVersion::of(&device.snmp),
             has_community: matches!(&device.snmp, SnmpCredentials::V2c { community } if !community.is_empty()),
             v3_user,
@@ -168,6 +171,7 @@ mod tests {
                 port: 22,
             }),
             poll_interval: Some(std::time::Duration::from_secs(60)),
+            backup_interval: Some(BackupInterval::Every(std::time::Duration::from_secs(6 * 3600))),
         };
         let view = DeviceView::from(&device);
         let json = serde_json::to_string(&view).unwrap();
@@ -183,5 +187,10 @@ mod tests {
         assert_eq!(value["has_ssh_key"], true);
         assert_eq!(value["has_community"], false);
         assert_eq!(value["poll_interval_s"], 60);
+        assert_eq!(value["backup_interval_s"], 6 * 3600);
+        let off = DeviceView::from(&Device { backup_interval: Some(BackupInterval::Off), ..device.clone() });
+        assert_eq!(serde_json::to_value(&off).unwrap()["backup_interval_s"], 0);
+        let default = DeviceView::from(&Device { backup_interval: None, ..device });
+        assert_eq!(serde_json::to_value(&default).unwrap()["backup_interval_s"], serde_json::Value::Null);
     }
 }

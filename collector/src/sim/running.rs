@@ -332,6 +332,7 @@ impl Fabric {
                 snmp: SnmpCredentials::V2c { community: community.to_string() },
                 ssh: None,
                 poll_interval: None,
+                backup_interval: None,
             })
             .collect()
     }

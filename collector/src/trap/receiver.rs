@@ -546,6 +546,7 @@ mod tests {
                 snmp,
                 ssh: None,
                 poll_interval: None,
+                backup_interval: None,
             },
         }
     }
