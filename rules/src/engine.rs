@@ -295,7 +295,7 @@ impl Engine {
             labels: Arc::new(r.labels.clone()),
             fields: vec![Dynamic::UNIT; r.key.kind.fields().len()],
             updated_ms: now_ms,
-            history: needs.iter().map(|(f, _)| (*f, VecDeque::new())).collect(),
+            history: Arc::new(needs.iter().map(|(f, _)| (*f, VecDeque::new())).collect()),
         });
         if *series.labels != r.labels && !merge_only {
             series.labels = Arc::new(r.labels);
@@ -309,7 +309,7 @@ impl Engine {
             }
         }
         series.updated_ms = now_ms;
-        for (field, points) in &mut series.history {
+        for (field, points) in Arc::make_mut(&mut series.history).iter_mut() {
             let window = needs.iter().find(|(f, _)| f == field).map_or(Duration::ZERO, |(_, w)| *w);
             let v = source::point_value(&series.fields[*field], &mut self.interner);
             points.push_back((now_ms, v));
@@ -328,7 +328,7 @@ impl Engine {
         if present {
             s.fields[0] = Dynamic::from_bool(false);
             s.updated_ms = now_ms;
-            for (field, points) in &mut s.history {
+            for (field, points) in Arc::make_mut(&mut s.history).iter_mut() {
                 let v = source::point_value(&s.fields[*field], &mut self.interner);
                 points.push_back((now_ms, v));
             }
@@ -351,7 +351,7 @@ impl Engine {
         let Some(rule_ids) = self.by_kind.get(&k.kind) else { return };
         let Some(meta) = self.devices.get(&k.device_id) else { return };
         let Some(series) = self.series.get(k) else { return };
-        let history = Arc::new(series.history.clone());
+        let history = series.history.clone();
         let mut results = Vec::new();
         for &ri in rule_ids {
             let rule = &self.rules[ri];

@@ -189,7 +189,8 @@ pub struct Series {
     pub fields: Vec<Dynamic>,
     pub updated_ms: i64,
     /// Per field index, when that field's history is kept.
-    pub history: Vec<(usize, std::collections::VecDeque<Point>)>,
+    /// Shared with evaluations (cloned per evaluation as a pointer, not as data).
+    pub history: Arc<Vec<(usize, std::collections::VecDeque<Point>)>>,
 }
 
 /// Interns strings for history points (state names are a small set).
