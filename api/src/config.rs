@@ -20,6 +20,26 @@ pub struct Config {
     pub topology: TopologyConfig,
     pub configs: ConfigsConfig,
     pub traps: TrapsConfig,
+    pub alerting: AlertingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// The alerting file (rule files, receivers, routing, escalations, inhibition, maintenance
+    /// windows). Empty: the built-in rules, alerts shown in the API, nothing sent.
+    pub file: Option<PathBuf>,
+    /// Base of the links in notifications; default `http://<api.listen>`.
+    pub external_url: Option<String>,
+    /// How often alert timers run (`for:`, group waits, escalations, silence ends).
+    #[serde(with = "humantime_serde_compat")]
+    pub tick: Duration,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig { file: None, external_url: None, tick: Duration::from_secs(1) }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +166,7 @@ impl Default for Config {
             topology: TopologyConfig::default(),
             configs: ConfigsConfig::default(),
             traps: TrapsConfig::default(),
+            alerting: AlertingConfig::default(),
         }
     }
 }
@@ -198,9 +219,19 @@ fn is_setting(var: &str) -> bool {
     let Some(rest) = var.strip_prefix("NETWARDEN_") else { return false };
     let rest = rest.to_ascii_lowercase();
     rest == "data_dir"
-        || ["database__", "secrets__", "polling__", "api__", "inventory__", "topology__", "configs__", "traps__"]
-            .iter()
-            .any(|p| rest.starts_with(p))
+        || [
+            "database__",
+            "secrets__",
+            "polling__",
+            "api__",
+            "inventory__",
+            "topology__",
+            "configs__",
+            "traps__",
+            "alerting__",
+        ]
+        .iter()
+        .any(|p| rest.starts_with(p))
 }
 
 impl Config {

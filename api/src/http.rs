@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/topology/impact", get(topology_impact))
         .route("/api/v1/topology/spof", get(topology_spof))
         .route("/api/v1/topology/discovered/{chassis_id}/adopt", axum::routing::post(adopt_discovered))
+        .merge(crate::http_alerts::routes())
         .with_state(state)
 }
 
@@ -53,17 +54,17 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
     }
-    fn not_found(what: impl Into<String>) -> Self {
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "API internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
-    fn unavailable(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn unavailable(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", e.to_string())
     }
 }
@@ -74,9 +75,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
-async fn db(state: &AppState) -> ApiResult<deadpool_postgres::Object> {
+pub(crate) async fn db(state: &AppState) -> ApiResult<deadpool_postgres::Object> {
     state.pool.get().await.map_err(ApiError::unavailable)
 }
 
@@ -319,7 +320,7 @@ async fn link_neighbors(
 }
 
 /// A point in time: RFC 3339, or a duration meaning "that long ago" (e.g. 15m).
-fn parse_time(field: &'static str, v: &str) -> ApiResult<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn parse_time(field: &'static str, v: &str) -> ApiResult<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
         return Ok(t.with_timezone(&chrono::Utc));
     }

@@ -9,6 +9,7 @@ pub mod cli_ssh;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod http_alerts;
 pub mod render;
 pub mod runtime;
 pub mod telemetry;

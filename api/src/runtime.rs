@@ -143,6 +143,8 @@ pub struct AppState {
     pub topology: Arc<std::sync::RwLock<Arc<collector::topology::Topology>>>,
     /// SSH sessions (one per device at a time) for on-demand configuration backups.
     pub ssh: Arc<collector::ssh::SshManager>,
+    /// The running alert service (acknowledgements, silence changes).
+    pub alerts: rules::service::Handle,
 }
 
 /// Runs the service until SIGINT/SIGTERM, then stops in order: polling, sample flush, API,
@@ -273,12 +275,16 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     } else {
         None
     };
+    // Observations flow from the scheduler to the alert service; when the service falls behind, the
+    // scheduler drops and counts them rather than wait (the next poll carries the state again).
+    let (observations, observed) = tokio::sync::mpsc::channel(8192);
+    let alerting = start_alerting(&cfg, &db.pool, observed, dev_rx.clone(), topology.clone())?;
     let sched = tokio::spawn(scheduler::run(
         db.pool.clone(),
         writer.clone(),
         cfg.scheduler_options(),
         stats.clone(),
-        collector::observe::SchedulerHooks { observations: None, poll_now: Some(poll_now) },
+        collector::observe::SchedulerHooks { observations: Some(observations), poll_now: Some(poll_now) },
         dev_rx,
         cancel.clone(),
     ));
@@ -293,6 +299,7 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         metrics,
         topology,
         ssh: ssh.clone(),
+        alerts: alerting.handle.clone(),
     };
     let listener = tokio::net::TcpListener::bind(&cfg.api.listen)
         .await
@@ -307,6 +314,7 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     if let Some(t) = &traps {
         println!("  traps      SNMP traps and informs on udp {}", t.addr);
     }
+    println!("  alerts     http://{addr}/api/v1/alerts   ({})", alerting.summary);
     if let Some(agent) = &demo_agent {
         println!(
             "  demo       polling a private net-snmp agent on {} (device \"{}\")",
@@ -328,6 +336,8 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     tracing::info!("shutting down: stopping polls");
     cancel.cancel();
     let _ = sched.await;
+    tracing::info!("recording the last alert changes");
+    alerting.stop().await;
     if let Some(t) = traps {
         let _ = t.receiver.await;
         let _ = t.writer.await;
@@ -352,6 +362,69 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     db.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The alert service and the notification outbox worker.
+struct Alerting {
+    handle: rules::service::Handle,
+    summary: String,
+    cancel: CancellationToken,
+    service: tokio::task::JoinHandle<()>,
+    outbox_cancel: CancellationToken,
+    outbox: tokio::task::JoinHandle<()>,
+}
+
+impl Alerting {
+    /// Stops the service (it writes what is unwritten), then the outbox worker (in-flight sends get
+    /// their grace period; the rest stays queued for the next start).
+    async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.service.await;
+        self.outbox_cancel.cancel();
+        let _ = self.outbox.await;
+    }
+}
+
+fn start_alerting(
+    cfg: &Config,
+    pool: &DbPool,
+    observations: tokio::sync::mpsc::Receiver<collector::observe::Observation>,
+    devices: watch::Receiver<Vec<ScheduledDevice>>,
+    topology: Arc<std::sync::RwLock<Arc<collector::topology::Topology>>>,
+) -> Result<Alerting> {
+    let default_url = format!("http://{}", cfg.api.listen);
+    let mut alerting = rules::config::Alerting::load(cfg.alerting.file.as_deref(), &default_url)
+        .map_err(|errors| anyhow::anyhow!("alerting configuration:\n  {}", errors.join("\n  ")))?;
+    if let Some(url) = &cfg.alerting.external_url {
+        alerting.external_url = url.clone();
+    }
+    let notifier = rules::notify::Notifier::new(&alerting.receivers, rules::notify::NotifierOptions::default())
+        .map_err(|e| {
+            let lines: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("alerting receivers:\n  {}", lines.join("\n  "))
+        })?;
+    let summary = format!(
+        "{} rule(s), {} receiver(s){}",
+        alerting.rules.len(),
+        alerting.receivers.len(),
+        if alerting.routing.is_none() { ", no route: nothing is sent" } else { "" }
+    );
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (cancel, outbox_cancel) = (CancellationToken::new(), CancellationToken::new());
+    let outbox = rules::outbox::spawn(
+        pool.clone(),
+        Arc::new(notifier),
+        rules::outbox::WorkerOptions { wake: wake.clone(), ..Default::default() },
+        outbox_cancel.clone(),
+    );
+    let inputs = rules::service::Inputs { observations, devices, topology };
+    let opts = rules::service::Options {
+        tick: cfg.alerting.tick.max(Duration::from_millis(10)),
+        outbox_wake: wake,
+        ..Default::default()
+    };
+    let (handle, service) = rules::service::spawn(pool.clone(), alerting, inputs, opts, cancel.clone());
+    Ok(Alerting { handle, summary, cancel, service, outbox_cancel, outbox })
 }
 
 /// The SNMP trap receiver and the task that stores what it accepts (`snmp_trap`).

@@ -32,7 +32,7 @@ pub async fn poll_interfaces(client: &mut SnmpClient) -> Result<DevicePoll, Snmp
     let started = Instant::now();
     client.reset_stats();
     client.cache_v3_engine().await?;
-    let sys_vbs = client.get(&ifmib::system_oids()).await?;
+    let sys_vbs = client.get(ifmib::system_oids()).await?;
     if sys_vbs.iter().all(|(_, v)| v.is_exception()) {
         return Err(SnmpError::NoSuchObject {
             target: client.target().to_string(),
@@ -40,7 +40,7 @@ pub async fn poll_interfaces(client: &mut SnmpClient) -> Result<DevicePoll, Snmp
         });
     }
     let system = ifmib::decode_system(&sys_vbs);
-    let columns = client.walk_columns(&ifmib::if_column_oids()).await?;
+    let columns = client.walk_columns(ifmib::if_column_oids()).await?;
     let (interfaces, issues) = ifmib::decode_interfaces(&columns);
     client.close();
     Ok(DevicePoll {

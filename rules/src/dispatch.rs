@@ -324,7 +324,8 @@ impl Dispatcher {
                 notified_firing,
             };
             let pages_now = firing && entry.suppressed.is_none() && !entry.flapping && !entry.notified_firing;
-            let resolve_due = !firing && notified_firing;
+            // A flapping alert's resolve waits until it settles (then its state is notified once).
+            let resolve_due = !firing && notified_firing && !entry.flapping;
             group.alerts.insert(fp.clone(), entry);
             if u.flapping_started {
                 out.push(Notification {
@@ -388,7 +389,7 @@ impl Dispatcher {
                 let resolved: Vec<AlertSnapshot> = g
                     .alerts
                     .values()
-                    .filter(|a| a.alert.state == AlertState::Resolved && a.notified_firing)
+                    .filter(|a| a.alert.state == AlertState::Resolved && a.notified_firing && !a.flapping)
                     .map(|a| a.alert.clone())
                     .collect();
                 g.next_flush = None;
@@ -430,7 +431,8 @@ impl Dispatcher {
                             a.notified_firing = true;
                         }
                     }
-                    g.alerts.retain(|_, a| a.alert.state == AlertState::Firing);
+                    // Resolved alerts leave once notified; flapping ones stay until they settle.
+                    g.alerts.retain(|_, a| a.alert.state == AlertState::Firing || (a.flapping && a.notified_firing));
                 }
             }
             // Escalation: firing alerts nobody acknowledged, past the next step's delay.
@@ -665,5 +667,22 @@ escalations:
             d.update(AlertUpdate { flapping: true, ..up(b) }, time(i * 10 * S));
         }
         assert!(d.tick(time(1000 * S)).is_empty());
+    }
+
+    #[test]
+    fn a_paged_alert_that_starts_flapping_resolves_once_when_it_settles() {
+        let mut d = Dispatcher::new(tree(TREE), "http://nw");
+        let a = alert("InterfaceDown", "leaf1", "warning", AlertState::Firing);
+        d.update(up(a.clone()), time(0));
+        assert_eq!(sent(&d.tick(time(60 * S))), [("noc".into(), NotificationKind::Firing, 1)]);
+        let mut resolved = a.clone();
+        resolved.state = AlertState::Resolved;
+        let n = d.update(AlertUpdate { flapping: true, flapping_started: true, ..up(resolved.clone()) }, time(70 * S));
+        assert_eq!(sent(&n), [("noc".into(), NotificationKind::Flapping, 1)]);
+        d.update(AlertUpdate { flapping: true, ..up(resolved.clone()) }, time(70 * S));
+        assert!(d.tick(time(200 * S)).is_empty(), "no resolve while flapping");
+        d.update(up(resolved), time(300 * S));
+        assert_eq!(sent(&d.tick(time(400 * S))), [("noc".into(), NotificationKind::Resolved, 1)]);
+        assert!(d.groups.is_empty());
     }
 }

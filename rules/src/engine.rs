@@ -52,6 +52,8 @@ pub struct Transition {
     pub flapping: bool,
     /// The device the alert is about.
     pub device_id: i64,
+    /// The series it is evaluated on (stored so a restart can put the alert back on it).
+    pub series: SeriesKey,
 }
 
 /// An alert that is pending or firing.
@@ -76,6 +78,19 @@ pub struct Instance {
 struct FlapState {
     changes: VecDeque<i64>,
     flapping: bool,
+}
+
+/// An alert as saved before a restart, for [`Engine::restore`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedAlert {
+    pub rule: String,
+    pub series: SeriesKey,
+    pub state: AlertState,
+    pub labels: Labels,
+    pub annotations: BTreeMap<String, String>,
+    pub active_since: DateTime<Utc>,
+    pub firing_since: Option<DateTime<Utc>>,
+    pub fingerprint: String,
 }
 
 /// Engine counters for `/metrics` and benchmarks.
@@ -189,32 +204,22 @@ impl Engine {
 
     /// Puts back an alert saved before a restart. Returns false when its rule no longer exists (the
     /// caller resolves it). The condition is taken as still true until the series is seen again.
-    pub fn restore(
-        &mut self,
-        rule: &str,
-        series: SeriesKey,
-        state: AlertState,
-        labels: Labels,
-        annotations: BTreeMap<String, String>,
-        active_since: DateTime<Utc>,
-        firing_since: Option<DateTime<Utc>>,
-        fingerprint: String,
-    ) -> bool {
-        let Some(ri) = self.rules.iter().position(|r| r.name == rule) else { return false };
+    pub fn restore(&mut self, saved: SavedAlert) -> bool {
+        let Some(ri) = self.rules.iter().position(|r| r.name == saved.rule) else { return false };
         let inst = Instance {
-            fingerprint,
+            fingerprint: saved.fingerprint,
             rule: ri,
-            series: series.clone(),
-            labels,
-            annotations,
-            state,
-            active_since: active_since.timestamp_millis(),
-            firing_since: firing_since.map(|t| t.timestamp_millis()),
+            series: saved.series.clone(),
+            labels: saved.labels,
+            annotations: saved.annotations,
+            state: saved.state,
+            active_since: saved.active_since.timestamp_millis(),
+            firing_since: saved.firing_since.map(|t| t.timestamp_millis()),
             clear_since: None,
             cond: true,
             clear: false,
         };
-        self.alerts.insert((ri, series), inst);
+        self.alerts.insert((ri, saved.series), inst);
         true
     }
 
@@ -222,8 +227,14 @@ impl Engine {
     /// firing alerts resolve.
     pub fn set_devices(&mut self, devices: Vec<DeviceMeta>, now_ms: i64) -> Vec<Transition> {
         self.devices = devices.into_iter().map(|d| (d.id, d)).collect();
-        let gone: Vec<SeriesKey> =
-            self.series.keys().filter(|k| !self.devices.contains_key(&k.device_id)).cloned().collect();
+        // Series of devices that left, and alerts restored for them (which may have no series yet).
+        let gone: std::collections::BTreeSet<SeriesKey> = self
+            .series
+            .keys()
+            .chain(self.alerts.keys().map(|(_, k)| k))
+            .filter(|k| !self.devices.contains_key(&k.device_id))
+            .cloned()
+            .collect();
         let mut out = Vec::new();
         for k in gone {
             self.series.remove(&k);
@@ -554,6 +565,7 @@ impl Engine {
             firing_since: inst.firing_since.map(to_time),
             flapping,
             device_id: inst.series.device_id,
+            series: inst.series.clone(),
         }
     }
 

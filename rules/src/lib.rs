@@ -14,6 +14,7 @@ pub mod matcher;
 pub mod notify;
 pub mod outbox;
 pub mod rule;
+pub mod service;
 pub mod source;
 pub mod store;
 pub mod suppress;

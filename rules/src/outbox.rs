@@ -323,13 +323,15 @@ async fn claim_and_peek(
 
 async fn deliver(pool: &deadpool_postgres::Pool, notifier: &Notifier, row: Claimed, opts: &WorkerOptions) {
     let started = Instant::now();
+    // The receiver's status of a successful send (HTTP status or SMTP code), recorded with the attempt.
+    let mut ok_status = None;
     let result = match serde_json::from_value::<Notification>(row.notification.clone()) {
         Err(e) => Err(SendError::Invalid {
             receiver: row.receiver.clone(),
             message: format!("the stored notification is unreadable: {e}"),
         }),
         Ok(n) => match tokio::time::timeout(opts.send_timeout, notifier.send(&n)).await {
-            Ok(r) => r.map(|_| ()),
+            Ok(r) => r.map(|d| ok_status = d.status),
             Err(_) => Err(SendError::Network {
                 receiver: row.receiver.clone(),
                 what: "send".into(),
@@ -346,7 +348,10 @@ async fn deliver(pool: &deadpool_postgres::Pool, notifier: &Notifier, row: Claim
         Err(_) => AttemptOutcome::Permanent,
     };
     let error = result.as_ref().err().map(ToString::to_string);
-    let status = result.as_ref().err().and_then(SendError::status);
+    let status = match &result {
+        Ok(()) => ok_status,
+        Err(e) => e.status(),
+    };
     metrics::counter!("netwarden_notifications_total", "receiver" => row.receiver.clone(), "outcome" => outcome.as_str())
         .increment(1);
     metrics::histogram!("netwarden_notification_attempt_seconds", "receiver" => row.receiver.clone())

@@ -26,7 +26,8 @@ fn change_name(c: Change) -> &'static str {
 }
 
 /// Writes one transition: the alert row (inserted, updated or deleted) and a history event.
-pub async fn record_transition(db: &impl GenericClient, t: &Transition, kind: &str, item: &str) -> DbResult<()> {
+pub async fn record_transition(db: &impl GenericClient, t: &Transition) -> DbResult<()> {
+    let (kind, item) = (t.series.kind.as_str(), &*t.series.item);
     let labels = serde_json::to_value(&t.labels).unwrap_or_default();
     let annotations = serde_json::to_value(&t.annotations).unwrap_or_default();
     match t.state {
@@ -108,11 +109,15 @@ pub async fn record_suppression(
 }
 
 pub async fn save_group(db: &impl GenericClient, g: &Group) -> DbResult<()> {
-    let state = serde_json::to_value(g).unwrap_or_default();
+    save_group_json(db, &g.key, &serde_json::to_value(g).unwrap_or_default()).await
+}
+
+/// Saves a group already serialized (the service hashes the JSON to skip unchanged groups).
+pub async fn save_group_json(db: &impl GenericClient, key: &str, state: &serde_json::Value) -> DbResult<()> {
     db.execute(
         "INSERT INTO alert_group (key, state, updated_at) VALUES ($1, $2, now())
          ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-        &[&g.key, &state],
+        &[&key, state],
     )
     .await?;
     Ok(())

@@ -14,6 +14,16 @@ pub fn app_state(pool: DbPool, secrets: SecretBox, topology: Topology) -> api::r
         Arc::new(collector::ssh::Profiles::builtin()),
         Default::default(),
     );
+    // A real alert service with the built-in rules and no route, fed by nothing (the test drives the API).
+    let alerting = rules::config::Alerting::load(None, "http://netwarden.test").expect("built-in alerting");
+    let (_, observations) = tokio::sync::mpsc::channel(1);
+    let (_, devices) = tokio::sync::watch::channel(Vec::new());
+    let inputs = rules::service::Inputs {
+        observations,
+        devices,
+        topology: Arc::new(std::sync::RwLock::new(Arc::new(Topology::build(&[], &[])))),
+    };
+    let (alerts, _) = rules::service::spawn(pool.clone(), alerting, inputs, Default::default(), Default::default());
     api::runtime::AppState {
         pool,
         secrets: Arc::new(secrets),
@@ -24,5 +34,6 @@ pub fn app_state(pool: DbPool, secrets: SecretBox, topology: Topology) -> api::r
         metrics: metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(),
         topology: Arc::new(std::sync::RwLock::new(Arc::new(topology))),
         ssh: Arc::new(ssh),
+        alerts,
     }
 }

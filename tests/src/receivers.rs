@@ -325,3 +325,63 @@ impl Drop for Alertmanager {
         stop_child(&mut self.child, Duration::from_secs(5));
     }
 }
+
+/// Checks PagerDuty Events v2 requests against PagerDuty's published OpenAPI schema (and the limits its
+/// documentation states that the schema does not).
+pub fn pagerduty_validator() -> impl Fn(&str, &Value) -> Vec<String> + Send + Sync {
+    let doc: Value = serde_json::from_str(include_str!("../../rules/testdata/pagerduty-events-v2.json")).unwrap();
+    let mut schema = doc["paths"]["/enqueue"]["post"]["requestBody"]["content"]["application/json"]["schema"].clone();
+    schema["components"] = doc["components"].clone();
+    let validator = jsonschema::draft4::new(&schema).expect("PagerDuty's schema compiles");
+    move |path, body| {
+        let mut problems: Vec<String> =
+            validator.iter_errors(body).map(|e| format!("schema: {e} at {}", e.instance_path())).collect();
+        if path != "/v2/enqueue" {
+            problems.push(format!("posted to {path}, not /v2/enqueue"));
+        }
+        if body["event_action"] == "trigger" && body.get("payload").is_none() {
+            problems.push("a trigger needs a payload".into());
+        }
+        if body["payload"]["summary"].as_str().is_some_and(|s| s.chars().count() > 1024) {
+            problems.push("payload.summary is over 1024 characters".into());
+        }
+        if body["dedup_key"].as_str().is_none_or(|k| k.is_empty() || k.chars().count() > 255) {
+            problems.push("dedup_key missing or over 255 characters".into());
+        }
+        problems
+    }
+}
+
+/// Checks Slack incoming-webhook messages against Block Kit's documented limits, with a text fallback and colour.
+pub fn slack_validator() -> impl Fn(&str, &Value) -> Vec<String> + Send + Sync {
+    |_path, body| {
+        let mut problems = Vec::new();
+        if body["text"].as_str().is_none_or(str::is_empty) {
+            problems.push("no top-level text fallback".to_string());
+        }
+        let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
+        if blocks.is_empty() || blocks.len() > 50 {
+            problems.push(format!("{} blocks (1..=50 allowed)", blocks.len()));
+        }
+        for (i, b) in blocks.iter().enumerate() {
+            let text = b["text"]["text"].as_str().unwrap_or("");
+            match b["type"].as_str() {
+                Some("header") if b["text"]["type"] != "plain_text" || text.chars().count() > 150 => {
+                    problems.push(format!("block {i}: header must be plain_text of at most 150 characters"))
+                }
+                Some("section") if text.is_empty() || text.chars().count() > 3000 => {
+                    problems.push(format!("block {i}: section text must have 1..=3000 characters"))
+                }
+                Some("context") if b["elements"].as_array().is_none_or(|e| e.is_empty() || e.len() > 10) => {
+                    problems.push(format!("block {i}: context needs 1..=10 elements"))
+                }
+                Some("header" | "section" | "context") => {}
+                other => problems.push(format!("block {i}: unexpected type {other:?}")),
+            }
+        }
+        if !["danger", "warning", "good"].contains(&body["attachments"][0]["color"].as_str().unwrap_or("")) {
+            problems.push("attachments[0].color is not danger, warning or good".into());
+        }
+        problems
+    }
+}

@@ -30,6 +30,11 @@ fn transition(change: Change, state: AlertState) -> Transition {
         firing_since: (state == AlertState::Firing).then_some(now),
         flapping: false,
         device_id: 1,
+        series: rules::source::SeriesKey {
+            kind: rules::source::SourceKind::Interface,
+            device_id: 1,
+            item: "swp1".into(),
+        },
     }
 }
 
@@ -40,7 +45,7 @@ async fn transitions_acks_suppression_silences_and_groups() {
     db::migrate(&mut c, BackendChoice::Auto).await.expect("migrate");
 
     let firing = transition(Change::Firing, AlertState::Firing);
-    store::record_transition(&c, &firing, "interface", "swp1").await.unwrap();
+    store::record_transition(&c, &firing).await.unwrap();
     let active = store::active_alerts(&c).await.unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!((active[0].state.as_str(), active[0].annotations["summary"].as_str()), ("firing", "leaf1 swp1 is down"));
@@ -54,7 +59,7 @@ async fn transitions_acks_suppression_silences_and_groups() {
     assert_eq!(a.suppressed_reason.as_deref(), Some("suppressed by spine1"));
 
     let resolved = Transition { at: Utc::now(), ..transition(Change::Resolved, AlertState::Resolved) };
-    store::record_transition(&c, &resolved, "interface", "swp1").await.unwrap();
+    store::record_transition(&c, &resolved).await.unwrap();
     assert!(store::active_alerts(&c).await.unwrap().is_empty());
     let h = store::history(&c, Some(&firing.fingerprint), Utc::now() - Duration::hours(1), 100).await.unwrap();
     let changes: Vec<&str> = h.iter().rev().map(|e| e.change.as_str()).collect();

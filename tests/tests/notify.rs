@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use collector::db::{self, BackendChoice};
 use netwarden_tests::pg::{TestDb, fresh_db};
-use netwarden_tests::receivers::{Alertmanager, CaptureServer, Reply, SmtpServer};
+use netwarden_tests::receivers::{
+    Alertmanager, CaptureServer, Reply, SmtpServer, pagerduty_validator, slack_validator,
+};
 use rules::alert::{AlertSnapshot, AlertState, Labels, Notification, NotificationKind, Severity, fingerprint};
 use rules::notify::{Notifier, NotifierOptions, ReceiverConfig};
 use rules::outbox::{self, AttemptOutcome, OutboxEntry, OutboxState, WorkerOptions};
@@ -244,63 +246,6 @@ async fn alertmanager_takes_pushed_alerts_and_its_webhook_payload_has_netwardens
 // ---------------------------------------------------------------------------------------------------------------
 // SaaS stand-ins that check the published formats, through the outbox.
 
-fn pagerduty_validator() -> impl Fn(&str, &Value) -> Vec<String> + Send + Sync {
-    let doc: Value = serde_json::from_str(include_str!("../../rules/testdata/pagerduty-events-v2.json")).unwrap();
-    let mut schema = doc["paths"]["/enqueue"]["post"]["requestBody"]["content"]["application/json"]["schema"].clone();
-    schema["components"] = doc["components"].clone();
-    let validator = jsonschema::draft4::new(&schema).expect("PagerDuty's schema compiles");
-    move |path, body| {
-        let mut problems: Vec<String> =
-            validator.iter_errors(body).map(|e| format!("schema: {e} at {}", e.instance_path())).collect();
-        if path != "/v2/enqueue" {
-            problems.push(format!("posted to {path}, not /v2/enqueue"));
-        }
-        if body["event_action"] == "trigger" && body.get("payload").is_none() {
-            problems.push("a trigger needs a payload".into());
-        }
-        if body["payload"]["summary"].as_str().is_some_and(|s| s.chars().count() > 1024) {
-            problems.push("payload.summary is over 1024 characters".into());
-        }
-        if body["dedup_key"].as_str().is_none_or(|k| k.is_empty() || k.chars().count() > 255) {
-            problems.push("dedup_key missing or over 255 characters".into());
-        }
-        problems
-    }
-}
-
-fn slack_validator() -> impl Fn(&str, &Value) -> Vec<String> + Send + Sync {
-    |_path, body| {
-        let mut problems = Vec::new();
-        if body["text"].as_str().is_none_or(str::is_empty) {
-            problems.push("no top-level text fallback".to_string());
-        }
-        let blocks = body["blocks"].as_array().cloned().unwrap_or_default();
-        if blocks.is_empty() || blocks.len() > 50 {
-            problems.push(format!("{} blocks (1..=50 allowed)", blocks.len()));
-        }
-        for (i, b) in blocks.iter().enumerate() {
-            let text = b["text"]["text"].as_str().unwrap_or("");
-            match b["type"].as_str() {
-                Some("header") if b["text"]["type"] != "plain_text" || text.chars().count() > 150 => {
-                    problems.push(format!("block {i}: header must be plain_text of at most 150 characters"))
-                }
-                Some("section") if text.is_empty() || text.chars().count() > 3000 => {
-                    problems.push(format!("block {i}: section text must have 1..=3000 characters"))
-                }
-                Some("context") if b["elements"].as_array().is_none_or(|e| e.is_empty() || e.len() > 10) => {
-                    problems.push(format!("block {i}: context needs 1..=10 elements"))
-                }
-                Some("header" | "section" | "context") => {}
-                other => problems.push(format!("block {i}: unexpected type {other:?}")),
-            }
-        }
-        if !["danger", "warning", "good"].contains(&body["attachments"][0]["color"].as_str().unwrap_or("")) {
-            problems.push("attachments[0].color is not danger, warning or good".into());
-        }
-        problems
-    }
-}
-
 /// A fresh, migrated database and a pool over it.
 async fn outbox_db() -> (TestDb, deadpool_postgres::Pool) {
     let test_db = fresh_db();
@@ -372,7 +317,7 @@ async fn pagerduty_events_match_the_schema_and_throttling_and_server_errors_are_
     let done = wait_state(&pool, id, OutboxState::Delivered).await;
     assert_eq!(
         outcomes(&done),
-        [(AttemptOutcome::Transient, Some(429)), (AttemptOutcome::Transient, Some(500)), (AttemptOutcome::Ok, None)]
+        [(AttemptOutcome::Transient, Some(429)), (AttemptOutcome::Transient, Some(500)), (AttemptOutcome::Ok, Some(202))]
     );
     assert_eq!(done.attempts, 3);
     assert!(done.delivered_at.is_some() && done.last_error.is_none() && done.claimed_until.is_none());
@@ -428,7 +373,7 @@ async fn slack_messages_follow_block_kit_and_a_bad_request_is_not_retried() {
     let accepted = enqueue(&pool, &notification("chat", NotificationKind::Firing, alerts)).await;
     wake.notify_one();
     let delivered = wait_state(&pool, accepted, OutboxState::Delivered).await;
-    assert_eq!(outcomes(&delivered), [(AttemptOutcome::Ok, None)]);
+    assert_eq!(outcomes(&delivered), [(AttemptOutcome::Ok, Some(200))]);
     let got = slack.requests();
     assert_eq!(got.len(), 2, "the 400 was not retried");
     for r in &got {
@@ -517,7 +462,7 @@ async fn a_send_cut_off_by_shutdown_is_delivered_by_the_next_worker_after_the_le
     let cancel = CancellationToken::new();
     let second = outbox::spawn(pool.clone(), notifier, WorkerOptions { lease, ..fast_worker() }, cancel.clone());
     let done = wait_state(&pool, id, OutboxState::Delivered).await;
-    assert_eq!(outcomes(&done), [(AttemptOutcome::Ok, None)]);
+    assert_eq!(outcomes(&done), [(AttemptOutcome::Ok, Some(200))]);
     assert_eq!(done.attempts, 2, "two claims: the abandoned one and the delivery");
     assert!(done.delivered_at.unwrap() >= stuck.claimed_until.unwrap(), "not before the lease expired");
     assert_eq!(capture.requests().len(), 2, "at least once: the cut-off send and the delivery");
@@ -544,7 +489,7 @@ async fn pending_rows_are_delivered_after_a_restart_exactly_once_across_two_work
     ];
     for &id in &ids {
         let e = wait_state(&pool, id, OutboxState::Delivered).await;
-        assert_eq!((e.attempts, outcomes(&e)), (1, vec![(AttemptOutcome::Ok, None)]), "{e:#?}");
+        assert_eq!((e.attempts, outcomes(&e)), (1, vec![(AttemptOutcome::Ok, Some(200))]), "{e:#?}");
     }
     let mut devices: Vec<String> =
         capture.requests().iter().map(|r| r.body["groupLabels"]["device"].as_str().unwrap().to_string()).collect();

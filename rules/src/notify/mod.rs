@@ -418,7 +418,7 @@ fn reqwest_error_text(e: reqwest::Error, timeout: Duration) -> String {
 fn smtp_error(receiver: &str, what: &str, e: &lettre::transport::smtp::Error) -> SendError {
     let code = e.status().and_then(|c| c.to_string().parse().ok());
     // 4xx replies and connection trouble are worth retrying; 5xx replies and client-side errors are not.
-    let transient = if e.is_permanent() || e.is_client() { false } else { true };
+    let transient = !(e.is_permanent() || e.is_client());
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

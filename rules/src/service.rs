@@ -1,0 +1,784 @@
+//! The alert service: the one task that owns the alert state while `netwarden serve` runs.
+//!
+//! Scheduler observations and inventory changes go into the [`Engine`]; its transitions, the
+//! suppression of every firing alert (topology, inhibition, maintenance windows, silences) and
+//! acknowledgements go into the [`Dispatcher`]; what changed is written in one transaction per
+//! step: alert rows and history, suppression and acknowledgement events, notification groups and
+//! the outbox rows the delivery worker sends. A step the database refuses is kept and written
+//! with the next one, so a database outage delays records and pages but loses none of them. On
+//! start the service restores active alerts, acknowledgements and groups from the database, so a
+//! restart neither re-pages nor forgets to resolve.
+
+use crate::alert::{AlertSnapshot, AlertState, Labels, Notification, Suppression};
+use crate::config::Alerting;
+use crate::dispatch::{AlertUpdate, Dispatcher};
+use crate::engine::{Change, Engine, Instance, SavedAlert, Transition};
+use crate::source::{DeviceMeta, SeriesKey};
+use crate::store::{self, StoredAlert};
+use crate::suppress::{self, Silence};
+use chrono::{DateTime, Utc};
+use collector::observe::Observation;
+use collector::scheduler::ScheduledDevice;
+use collector::topology::Topology;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What the service listens to.
+pub struct Inputs {
+    /// One per poll outcome, from the scheduler.
+    pub observations: mpsc::Receiver<Observation>,
+    /// The devices being polled.
+    pub devices: watch::Receiver<Vec<ScheduledDevice>>,
+    /// The latest topology graph (for topology-derived suppression).
+    pub topology: Arc<RwLock<Arc<Topology>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How often timers run (`for:`, group waits, escalations, silence and window boundaries).
+    pub tick: Duration,
+    /// How often silences are re-read from the database (they are also re-read on request).
+    pub silence_reload: Duration,
+    /// Poked after a commit that enqueued notifications, so the outbox worker sends at once.
+    pub outbox_wake: Arc<Notify>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tick: Duration::from_secs(1),
+            silence_reload: Duration::from_secs(30),
+            outbox_wake: Arc::new(Notify::new()),
+        }
+    }
+}
+
+/// Counters for `/metrics` and `/api/v1/status`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub observations: AtomicU64,
+    pub transitions: AtomicU64,
+    pub notifications: AtomicU64,
+    /// Steps the database refused (kept and written with a later step).
+    pub write_failures: AtomicU64,
+    pub firing: AtomicU64,
+    pub pending: AtomicU64,
+    pub suppressed: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("no active alert with fingerprint {0}")]
+    NotFound(String),
+    #[error("the alert change was not recorded: {0}")]
+    Database(String),
+    #[error("the alert service is not running")]
+    Stopped,
+}
+
+/// How the API talks to the running service.
+#[derive(Clone)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+    pub stats: Arc<Stats>,
+}
+
+/// An acknowledgement: by whom, why, and until when (else until the alert resolves).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    pub by: String,
+    pub comment: Option<String>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+enum Command {
+    SetAck { fingerprint: String, ack: Option<Ack>, reply: oneshot::Sender<Result<(), CommandError>> },
+    ReloadSilences,
+}
+
+impl Handle {
+    /// Acknowledges an active alert; returns once it is recorded (and the acknowledgement is queued
+    /// for the receivers that were paged).
+    pub async fn acknowledge(&self, fingerprint: &str, ack: Ack) -> Result<(), CommandError> {
+        self.set_ack(fingerprint, Some(ack)).await
+    }
+
+    /// Takes an acknowledgement back: escalation and repeats resume.
+    pub async fn unacknowledge(&self, fingerprint: &str) -> Result<(), CommandError> {
+        self.set_ack(fingerprint, None).await
+    }
+
+    async fn set_ack(&self, fingerprint: &str, ack: Option<Ack>) -> Result<(), CommandError> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::SetAck { fingerprint: fingerprint.to_string(), ack, reply };
+        self.commands.send(cmd).await.map_err(|_| CommandError::Stopped)?;
+        rx.await.map_err(|_| CommandError::Stopped)?
+    }
+
+    /// Silences changed in the database: apply them now rather than at the next reload.
+    pub async fn reload_silences(&self) {
+        let _ = self.commands.send(Command::ReloadSilences).await;
+    }
+}
+
+/// Starts the service. It restores what the database holds, then runs until `cancel`, writing
+/// what is still unwritten before it returns.
+pub fn spawn(
+    pool: deadpool_postgres::Pool,
+    alerting: Alerting,
+    inputs: Inputs,
+    opts: Options,
+    cancel: CancellationToken,
+) -> (Handle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(64);
+    let stats = Arc::new(Stats::default());
+    let handle = Handle { commands: tx, stats: stats.clone() };
+    let task = tokio::spawn(async move {
+        let mut service = Service::new(pool, alerting, inputs.topology, opts, stats);
+        service.run(inputs.observations, inputs.devices, rx, cancel).await;
+    });
+    (handle, task)
+}
+
+/// What a step changed and the database has not yet recorded.
+#[derive(Default)]
+struct Unwritten {
+    transitions: Vec<Transition>,
+    suppressions: Vec<(String, Option<Suppression>, DateTime<Utc>)>,
+    acks: Vec<(String, Option<Ack>, DateTime<Utc>)>,
+    notifications: Vec<Notification>,
+    groups_changed: bool,
+}
+
+impl Unwritten {
+    fn is_empty(&self) -> bool {
+        self.transitions.is_empty()
+            && self.suppressions.is_empty()
+            && self.acks.is_empty()
+            && self.notifications.is_empty()
+            && !self.groups_changed
+    }
+}
+
+/// The devices cut off by down devices, cached for one topology graph and one set of down devices.
+#[derive(Default)]
+struct CutOff {
+    topology: Option<Arc<Topology>>,
+    down: Vec<String>,
+    map: BTreeMap<String, String>,
+}
+
+struct Service {
+    pool: deadpool_postgres::Pool,
+    engine: Engine,
+    dispatcher: Option<Dispatcher>,
+    alerting: Alerting,
+    topology: Arc<RwLock<Arc<Topology>>>,
+    opts: Options,
+    stats: Arc<Stats>,
+    silences: Vec<Silence>,
+    acks: HashMap<String, Ack>,
+    /// Firing alerts and the reason each is suppressed, as last decided.
+    suppressed: HashMap<String, Option<Suppression>>,
+    cut_off: CutOff,
+    unwritten: Unwritten,
+    /// Hash of each group as last saved, to write only groups that changed.
+    saved_groups: HashMap<String, u64>,
+    failing_since: Option<DateTime<Utc>>,
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn device_metas(list: &[ScheduledDevice]) -> Vec<DeviceMeta> {
+    list.iter().map(|d| DeviceMeta::from_device(d.id, &d.device)).collect()
+}
+
+impl Service {
+    fn new(
+        pool: deadpool_postgres::Pool,
+        mut alerting: Alerting,
+        topology: Arc<RwLock<Arc<Topology>>>,
+        opts: Options,
+        stats: Arc<Stats>,
+    ) -> Service {
+        let engine = Engine::new(std::mem::take(&mut alerting.rules));
+        let dispatcher = alerting.routing.take().map(|t| Dispatcher::new(t, alerting.external_url.clone()));
+        Service {
+            pool,
+            engine,
+            dispatcher,
+            alerting,
+            topology,
+            opts,
+            stats,
+            silences: Vec::new(),
+            acks: HashMap::new(),
+            suppressed: HashMap::new(),
+            cut_off: CutOff::default(),
+            unwritten: Unwritten::default(),
+            saved_groups: HashMap::new(),
+            failing_since: None,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut observations: mpsc::Receiver<Observation>,
+        mut devices: watch::Receiver<Vec<ScheduledDevice>>,
+        mut commands: mpsc::Receiver<Command>,
+        cancel: CancellationToken,
+    ) {
+        self.restore_until_done(&devices, &cancel).await;
+        let initial = device_metas(&devices.borrow_and_update());
+        let t = self.engine.set_devices(initial, now_ms());
+        self.step(t, Utc::now());
+        let _ = self.write().await;
+        tracing::info!(
+            rules = self.engine.rules().len(),
+            active = self.engine.active().count(),
+            routing = self.dispatcher.is_some(),
+            "alert service started"
+        );
+        let mut next_silence_reload = tokio::time::Instant::now() + self.opts.silence_reload;
+        let mut buf = Vec::with_capacity(256);
+        // Inputs that closed (their producer stopped) are no longer watched; only `cancel` stops the
+        // service, so acknowledgements and timers keep working until then.
+        let (mut observing, mut following) = (true, true);
+        loop {
+            let wake_at = self.next_wake();
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                n = observations.recv_many(&mut buf, 1024), if observing => {
+                    if n == 0 {
+                        observing = false;
+                        continue;
+                    }
+                    self.observe(&mut buf);
+                }
+                r = devices.changed(), if following => {
+                    if r.is_err() {
+                        following = false;
+                        continue;
+                    }
+                    let list = device_metas(&devices.borrow_and_update());
+                    let t = self.engine.set_devices(list, now_ms());
+                    self.step(t, Utc::now());
+                }
+                Some(cmd) = commands.recv() => {
+                    self.command(cmd).await;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(wake_at) => {
+                    if tokio::time::Instant::now() >= next_silence_reload {
+                        self.reload_silences().await;
+                        next_silence_reload = tokio::time::Instant::now() + self.opts.silence_reload;
+                    }
+                    self.tick();
+                }
+            }
+            let _ = self.write().await;
+        }
+        let _ = self.write().await;
+        if !self.unwritten.is_empty() {
+            tracing::error!(
+                transitions = self.unwritten.transitions.len(),
+                notifications = self.unwritten.notifications.len(),
+                "alert service stopped with changes the database did not take; they are re-derived after restart"
+            );
+        }
+    }
+
+    /// The next timer: the next tick, or earlier when a group is due sooner.
+    fn next_wake(&self) -> tokio::time::Instant {
+        let tick = tokio::time::Instant::now() + self.opts.tick;
+        let due = self.dispatcher.as_ref().and_then(Dispatcher::next_due);
+        match due {
+            Some(at) => {
+                let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                tick.min(tokio::time::Instant::now() + wait)
+            }
+            None => tick,
+        }
+    }
+
+    fn observe(&mut self, buf: &mut Vec<Observation>) {
+        let now = now_ms();
+        self.stats.observations.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        let mut transitions = Vec::new();
+        for obs in buf.drain(..) {
+            transitions.extend(self.engine.observe(&obs, now));
+        }
+        self.step(transitions, Utc::now());
+    }
+
+    fn tick(&mut self) {
+        let now = Utc::now();
+        let transitions = self.engine.tick(now.timestamp_millis());
+        // Acknowledgements that ran out.
+        let expired: Vec<String> =
+            self.acks.iter().filter(|(_, a)| a.until.is_some_and(|u| u <= now)).map(|(fp, _)| fp.clone()).collect();
+        for fp in expired {
+            self.set_ack_now(&fp, None, now);
+        }
+        self.step(transitions, now);
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::ReloadSilences => {
+                self.reload_silences().await;
+                self.step(Vec::new(), Utc::now());
+                let _ = self.write().await;
+            }
+            Command::SetAck { fingerprint, ack, reply } => {
+                if !self.engine.active().any(|i| i.fingerprint == fingerprint) {
+                    let _ = reply.send(Err(CommandError::NotFound(fingerprint)));
+                    return;
+                }
+                let now = Utc::now();
+                self.set_ack_now(&fingerprint, ack, now);
+                self.step(Vec::new(), now);
+                let r = self.write().await.map_err(CommandError::Database);
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// Applies an acknowledgement change to the state and the dispatcher (recorded by the next write).
+    fn set_ack_now(&mut self, fingerprint: &str, ack: Option<Ack>, now: DateTime<Utc>) {
+        match &ack {
+            Some(a) => self.acks.insert(fingerprint.to_string(), a.clone()),
+            None => self.acks.remove(fingerprint),
+        };
+        self.unwritten.acks.push((fingerprint.to_string(), ack, now));
+        let Some(inst) = self.engine.active().find(|i| i.fingerprint == fingerprint).cloned() else { return };
+        if inst.state == AlertState::Firing {
+            let update = self.update_for_instance(&inst);
+            self.dispatch(update, now);
+        }
+    }
+
+    /// One step: transitions and suppression changes go to the dispatcher, then due groups flush.
+    fn step(&mut self, transitions: Vec<Transition>, now: DateTime<Utc>) {
+        let decided = self.decide_suppression(now);
+        let mut touched = HashSet::new();
+        for t in &transitions {
+            touched.insert(t.fingerprint.clone());
+            if t.state == AlertState::Resolved {
+                self.acks.remove(&t.fingerprint);
+            }
+            if let Some(u) = self.update_for_transition(t, decided.get(&t.fingerprint).cloned().flatten()) {
+                self.dispatch(u, now);
+            }
+        }
+        let mut changed = Vec::new();
+        for (fp, sup) in &decided {
+            let differs = match self.suppressed.get(fp) {
+                Some(before) => before != sup,
+                None => sup.is_some(),
+            };
+            if differs {
+                self.unwritten.suppressions.push((fp.clone(), sup.clone(), now));
+                if !touched.contains(fp) {
+                    changed.push((fp.as_str(), sup.clone()));
+                }
+            }
+        }
+        if !changed.is_empty() {
+            let index: HashMap<&str, &Instance> = self.engine.active().map(|i| (i.fingerprint.as_str(), i)).collect();
+            let updates: Vec<AlertUpdate> = changed
+                .into_iter()
+                .filter_map(|(fp, sup)| {
+                    let mut u = self.update_for_instance(index.get(fp)?);
+                    u.suppressed = sup;
+                    Some(u)
+                })
+                .collect();
+            for u in updates {
+                self.dispatch(u, now);
+            }
+        }
+        self.suppressed = decided;
+        if let Some(d) = self.dispatcher.as_mut() {
+            let due = d.tick(now);
+            if !due.is_empty() {
+                self.unwritten.groups_changed = true;
+            }
+            self.unwritten.notifications.extend(due);
+        }
+        self.stats.transitions.fetch_add(transitions.len() as u64, Ordering::Relaxed);
+        self.unwritten.transitions.extend(transitions);
+        self.count_active();
+    }
+
+    fn dispatch(&mut self, u: AlertUpdate, now: DateTime<Utc>) {
+        if let Some(d) = self.dispatcher.as_mut() {
+            let out = d.update(u, now);
+            self.unwritten.notifications.extend(out);
+            self.unwritten.groups_changed = true;
+        }
+    }
+
+    fn count_active(&self) {
+        let (mut firing, mut pending) = (0u64, 0u64);
+        for i in self.engine.active() {
+            match i.state {
+                AlertState::Firing => firing += 1,
+                AlertState::Pending => pending += 1,
+                AlertState::Resolved => {}
+            }
+        }
+        let suppressed = self.suppressed.values().filter(|s| s.is_some()).count() as u64;
+        self.stats.firing.store(firing, Ordering::Relaxed);
+        self.stats.pending.store(pending, Ordering::Relaxed);
+        self.stats.suppressed.store(suppressed, Ordering::Relaxed);
+        metrics::gauge!("netwarden_alerts_firing").set(firing as f64);
+        metrics::gauge!("netwarden_alerts_pending").set(pending as f64);
+        metrics::gauge!("netwarden_alerts_suppressed").set(suppressed as f64);
+    }
+
+    /// The suppression of every firing alert now.
+    fn decide_suppression(&mut self, now: DateTime<Utc>) -> HashMap<String, Option<Suppression>> {
+        let firing: Vec<(String, Labels)> = self
+            .engine
+            .active()
+            .filter(|i| i.state == AlertState::Firing)
+            .map(|i| (i.fingerprint.clone(), i.labels.clone()))
+            .collect();
+        if firing.is_empty() {
+            return HashMap::new();
+        }
+        self.refresh_cut_off();
+        let ctx = suppress::Context {
+            silences: &self.silences,
+            windows: &self.alerting.windows,
+            inhibit: &self.alerting.inhibit,
+            firing: &firing,
+            cut_off: &self.cut_off.map,
+            now,
+        };
+        let engine = &self.engine;
+        let device_of: HashMap<&str, i64> =
+            engine.active().map(|i| (i.fingerprint.as_str(), i.series.device_id)).collect();
+        firing
+            .iter()
+            .map(|(fp, labels)| {
+                let device = device_of.get(fp.as_str()).and_then(|id| engine.device(*id));
+                (fp.clone(), suppress::suppression(fp, labels, device, &ctx))
+            })
+            .collect()
+    }
+
+    fn refresh_cut_off(&mut self) {
+        if !self.alerting.topology.enabled {
+            return;
+        }
+        let topology = self.topology.read().expect("topology lock").clone();
+        let down = self.engine.down_devices();
+        let same_graph = self.cut_off.topology.as_ref().is_some_and(|t| Arc::ptr_eq(t, &topology));
+        if same_graph && self.cut_off.down == down {
+            return;
+        }
+        let map = if down.is_empty() {
+            BTreeMap::new()
+        } else {
+            let refs: Vec<&str> = down.iter().map(String::as_str).collect();
+            topology.cut_off_by(&refs, &self.alerting.topology.root_role)
+        };
+        if map != self.cut_off.map {
+            tracing::info!(down = ?down, cut_off = map.len(), "devices cut off by down devices changed");
+        }
+        self.cut_off = CutOff { topology: Some(topology), down, map };
+    }
+
+    fn snapshot(&self, t: &Transition, state: AlertState) -> AlertSnapshot {
+        AlertSnapshot {
+            fingerprint: t.fingerprint.clone(),
+            rule: t.rule.clone(),
+            severity: t.severity,
+            state,
+            labels: t.labels.clone(),
+            annotations: t.annotations.clone(),
+            starts_at: t.firing_since.unwrap_or(t.at),
+            ends_at: (state == AlertState::Resolved).then_some(t.at),
+            value: None,
+            flapping: t.flapping,
+            acknowledged_by: self.acks.get(&t.fingerprint).map(|a| a.by.clone()),
+            url: format!("{}/alerts/{}", self.alerting.external_url.trim_end_matches('/'), t.fingerprint),
+        }
+    }
+
+    /// The dispatcher's view of a transition; `None` for changes nobody is notified of.
+    fn update_for_transition(&self, t: &Transition, suppressed: Option<Suppression>) -> Option<AlertUpdate> {
+        let state = match (t.change, t.state) {
+            (Change::Pending | Change::PendingCancelled, _) => return None,
+            (_, AlertState::Pending) => return None,
+            (_, s) => s,
+        };
+        let firing = state == AlertState::Firing;
+        Some(AlertUpdate {
+            alert: self.snapshot(t, state),
+            suppressed: if firing { suppressed } else { None },
+            acknowledged: firing && self.acks.contains_key(&t.fingerprint),
+            flapping: t.flapping,
+            flapping_started: t.change == Change::FlappingStarted,
+        })
+    }
+
+    /// The dispatcher's view of an active alert whose suppression or acknowledgement changed.
+    fn update_for_instance(&self, inst: &Instance) -> AlertUpdate {
+        let rule = &self.engine.rules()[inst.rule];
+        let t = Transition {
+            fingerprint: inst.fingerprint.clone(),
+            rule: rule.name.clone(),
+            severity: rule.severity,
+            labels: inst.labels.clone(),
+            annotations: inst.annotations.clone(),
+            change: Change::Firing,
+            state: inst.state,
+            at: Utc::now(),
+            active_since: crate::dispatch::time(inst.active_since),
+            firing_since: inst.firing_since.map(crate::dispatch::time),
+            flapping: self.engine.is_flapping(&inst.fingerprint),
+            device_id: inst.series.device_id,
+            series: inst.series.clone(),
+        };
+        AlertUpdate {
+            alert: self.snapshot(&t, inst.state),
+            suppressed: self.suppressed.get(&inst.fingerprint).cloned().flatten(),
+            acknowledged: self.acks.contains_key(&inst.fingerprint),
+            flapping: t.flapping,
+            flapping_started: false,
+        }
+    }
+
+    async fn reload_silences(&mut self) {
+        let rows = match self.pool.get().await {
+            Ok(c) => store::silences(&**c, Utc::now()).await.map_err(|e| collector::db::error_text(&e)),
+            Err(e) => Err(e.to_string()),
+        };
+        match rows {
+            Ok(rows) => {
+                self.silences = rows
+                    .iter()
+                    .filter_map(|r| {
+                        r.compile().map_err(|e| tracing::warn!(silence = r.id, error = %e, "ignoring a silence")).ok()
+                    })
+                    .collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read silences; keeping the ones loaded"),
+        }
+    }
+
+    /// Writes what is unwritten in one transaction. On failure it stays unwritten (and is retried
+    /// with the next step).
+    async fn write(&mut self) -> Result<(), String> {
+        let groups = self.changed_groups();
+        if self.unwritten.is_empty() && groups.is_none() {
+            return Ok(());
+        }
+        match self.write_tx(groups.as_ref()).await {
+            Ok(()) => {
+                let sent = self.unwritten.notifications.len();
+                if let Some((changed, _)) = groups {
+                    self.saved_groups.extend(changed.into_iter().map(|(k, h, _)| (k, h)));
+                    let live: HashSet<&String> =
+                        self.dispatcher.as_ref().map(|d| d.groups.keys().collect()).unwrap_or_default();
+                    self.saved_groups.retain(|k, _| live.contains(k));
+                }
+                self.unwritten = Unwritten::default();
+                if sent > 0 {
+                    self.stats.notifications.fetch_add(sent as u64, Ordering::Relaxed);
+                    metrics::counter!("netwarden_alert_notifications_enqueued_total").increment(sent as u64);
+                    self.opts.outbox_wake.notify_one();
+                }
+                if let Some(since) = self.failing_since.take() {
+                    tracing::info!(%since, "alert changes are recorded again");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.write_failures.fetch_add(1, Ordering::Relaxed);
+                if self.failing_since.is_none() {
+                    self.failing_since = Some(Utc::now());
+                    tracing::warn!(
+                        error = %e,
+                        "cannot record alert changes; keeping them in memory and retrying with the next step"
+                    );
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Groups whose saved state is out of date (key, hash, JSON), and the keys of all live groups.
+    #[allow(clippy::type_complexity)]
+    fn changed_groups(&self) -> Option<(Vec<(String, u64, serde_json::Value)>, Vec<String>)> {
+        let d = self.dispatcher.as_ref()?;
+        if !self.unwritten.groups_changed && d.groups.len() == self.saved_groups.len() {
+            return None;
+        }
+        let mut changed = Vec::new();
+        for (k, g) in &d.groups {
+            let json = serde_json::to_value(g).unwrap_or_default();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            json.to_string().hash(&mut h);
+            let h = h.finish();
+            if self.saved_groups.get(k) != Some(&h) {
+                changed.push((k.clone(), h, json));
+            }
+        }
+        let stale = self.saved_groups.keys().any(|k| !d.groups.contains_key(k));
+        if changed.is_empty() && !stale {
+            return None;
+        }
+        Some((changed, d.groups.keys().cloned().collect()))
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn write_tx(
+        &self,
+        groups: Option<&(Vec<(String, u64, serde_json::Value)>, Vec<String>)>,
+    ) -> Result<(), String> {
+        let db = |e: tokio_postgres::Error| collector::db::error_text(&e);
+        let mut conn = self.pool.get().await.map_err(|e| format!("database connection: {e}"))?;
+        let client: &mut tokio_postgres::Client = &mut conn;
+        let tx = client.transaction().await.map_err(db)?;
+        let u = &self.unwritten;
+        for t in &u.transitions {
+            store::record_transition(&tx, t).await.map_err(db)?;
+        }
+        for (fp, ack, at) in &u.acks {
+            let (by, comment, until) = match ack {
+                Some(a) => (Some(a.by.as_str()), a.comment.as_deref(), a.until),
+                None => (None, None, None),
+            };
+            store::set_ack(&tx, fp, by, comment, until, *at).await.map_err(db)?;
+        }
+        for (fp, sup, at) in &u.suppressions {
+            store::record_suppression(&tx, fp, sup.as_ref(), *at).await.map_err(db)?;
+        }
+        if let Some((changed, live)) = groups {
+            for (key, _, json) in changed {
+                store::save_group_json(&tx, key, json).await.map_err(db)?;
+            }
+            store::delete_groups_except(&tx, live).await.map_err(db)?;
+        }
+        store::enqueue_all(&tx, &u.notifications).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// Restores the state saved before a restart, retrying while the database is unavailable.
+    async fn restore_until_done(
+        &mut self,
+        devices: &watch::Receiver<Vec<ScheduledDevice>>,
+        cancel: &CancellationToken,
+    ) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match self.restore(devices).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(alerts = n, "restored active alerts");
+                    }
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot restore alert state yet; retrying"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    async fn restore(&mut self, devices: &watch::Receiver<Vec<ScheduledDevice>>) -> Result<usize, String> {
+        let conn = self.pool.get().await.map_err(|e| format!("database connection: {e}"))?;
+        let db = |e: tokio_postgres::Error| collector::db::error_text(&e);
+        let stored = store::active_alerts(&**conn).await.map_err(db)?;
+        let groups = store::load_groups(&**conn).await.map_err(db)?;
+        drop(conn);
+        let metas = device_metas(&devices.borrow());
+        self.engine.set_devices(metas, now_ms());
+        let n = stored.len();
+        let mut gone = Vec::new();
+        for a in stored {
+            if let Some(ack) = &a.acknowledged_by {
+                let ack = Ack { by: ack.clone(), comment: a.ack_comment.clone(), until: a.ack_until };
+                self.acks.insert(a.fingerprint.clone(), ack);
+            }
+            if a.state == "firing" {
+                self.suppressed.insert(a.fingerprint.clone(), a.suppressed_by.clone());
+            }
+            if !self.restore_one(&a) {
+                gone.push(a);
+            }
+        }
+        if let Some(d) = self.dispatcher.as_mut() {
+            self.saved_groups = groups
+                .iter()
+                .map(|g| {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    serde_json::to_value(g).unwrap_or_default().to_string().hash(&mut h);
+                    (g.key.clone(), h.finish())
+                })
+                .collect();
+            d.restore(groups);
+        }
+        // Alerts whose rule was removed (or whose series cannot be named any more) resolve now.
+        let now = Utc::now();
+        let resolved: Vec<Transition> = gone.iter().map(|a| resolved_transition(a, now)).collect();
+        self.step(resolved, now);
+        Ok(n)
+    }
+
+    fn restore_one(&mut self, a: &StoredAlert) -> bool {
+        let state = match a.state.as_str() {
+            "firing" => AlertState::Firing,
+            "pending" => AlertState::Pending,
+            _ => return false,
+        };
+        let (Ok(kind), Some(device_id)) = (a.series_kind.parse(), a.device_id) else { return false };
+        let series = SeriesKey { kind, device_id, item: a.series_item.as_str().into() };
+        self.engine.restore(SavedAlert {
+            rule: a.rule.clone(),
+            series,
+            state,
+            labels: a.labels.clone(),
+            annotations: a.annotations.clone(),
+            active_since: a.active_since,
+            firing_since: a.firing_since,
+            fingerprint: a.fingerprint.clone(),
+        })
+    }
+}
+
+/// A resolved transition for a stored alert that cannot be restored.
+fn resolved_transition(a: &StoredAlert, now: DateTime<Utc>) -> Transition {
+    let kind = a.series_kind.parse().unwrap_or(crate::source::SourceKind::Device);
+    let device_id = a.device_id.unwrap_or_default();
+    Transition {
+        fingerprint: a.fingerprint.clone(),
+        rule: a.rule.clone(),
+        severity: store::severity(&a.severity),
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        change: if a.state == "firing" { Change::Resolved } else { Change::PendingCancelled },
+        state: AlertState::Resolved,
+        at: now,
+        active_since: a.active_since,
+        firing_since: a.firing_since,
+        flapping: a.flapping,
+        device_id,
+        series: SeriesKey { kind, device_id, item: a.series_item.as_str().into() },
+    }
+}

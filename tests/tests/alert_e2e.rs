@@ -1,0 +1,549 @@
+//! The alert service end to end: `netwarden serve` (the real binary) polls a simulated fabric on
+//! loopback, and faults injected into the fabric become alerts delivered to real peers: a Slack and
+//! a PagerDuty stand-in that check their published formats, a real SMTP server (aiosmtpd) and a
+//! webhook receiver. Covered: a link failure pages every receiver and its repair resolves on every
+//! receiver, also when a silence came in between; an acknowledgement reaches PagerDuty; a flapping
+//! link produces one flapping notification; a spine going down suppresses the alerts of the leaves
+//! behind it; the outbox and the alert state survive a SIGKILL mid-delivery.
+
+use collector::sim::{AgentConfig, Fabric, FabricModel, FabricSpec, Fault};
+use netwarden_tests::pg::{self, TestDb};
+use netwarden_tests::receivers::{CaptureServer, Captured, Reply, SmtpServer, pagerduty_validator, slack_validator};
+use netwarden_tests::util::{free_tcp_port, stop_child, tail};
+use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const WAIT: Duration = Duration::from_secs(60);
+
+fn netwarden_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("netwarden");
+    assert!(bin.exists(), "{} not built (cargo test --workspace builds it)", bin.display());
+    bin
+}
+
+/// A simulated fabric served on 127.0.0.1, and its inventory written for `netwarden serve`.
+async fn fabric(spec: &str, dir: &Path) -> (Arc<Fabric>, PathBuf) {
+    let spec: FabricSpec = spec.parse().expect("fabric spec");
+    let mut fabric = Fabric::build(FabricModel::build(&spec).expect("fabric model"));
+    fabric.serve(LOCALHOST, 0, &AgentConfig::default()).await.expect("serving the fabric on 127.0.0.1");
+    let inventory = dir.join("inventory.yaml");
+    let devices = fabric.inventory("sim", "public");
+    std::fs::write(&inventory, collector::inventory::export_yaml(&devices, true)).expect("writing the inventory");
+    (Arc::new(fabric), inventory)
+}
+
+/// The service's configuration: fast polls and timers, the test database, the alerting file.
+fn write_config(dir: &Path, db: &TestDb, api_port: u16, inventory: &Path, alerting: &str) -> PathBuf {
+    let alerting_file = dir.join("alerting.yaml");
+    std::fs::write(&alerting_file, alerting).expect("writing the alerting file");
+    let config = format!(
+        r#"data_dir = "{dir}"
+[database]
+url = "{db}"
+pool_size = 6
+[polling]
+interval = "1s"
+timeout = "300ms"
+retries = 0
+down_after_failures = 2
+[api]
+listen = "127.0.0.1:{api_port}"
+[inventory]
+file = "{inventory}"
+refresh = "2s"
+[topology]
+refresh = "1s"
+[configs]
+backup_interval = "0s"
+[alerting]
+file = "{alerting}"
+tick = "200ms"
+"#,
+        dir = dir.display(),
+        db = db.connection_string,
+        inventory = inventory.display(),
+        alerting = alerting_file.display(),
+    );
+    let path = dir.join("netwarden.toml");
+    std::fs::write(&path, config).expect("writing the configuration");
+    path
+}
+
+/// `netwarden serve` as a child process, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Netwarden {
+    child: Child,
+    log: PathBuf,
+    api: Api,
+}
+
+impl Netwarden {
+    async fn start(config: &Path, api_port: u16, log: PathBuf) -> Netwarden {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("service log");
+        let child = Command::new(netwarden_bin())
+            .args(["--config", &config.display().to_string(), "serve"])
+            .env("NETWARDEN_SECRET_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+            .env("NETWARDEN_LOG", "info")
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .expect("starting netwarden serve");
+        let api = Api {
+            base: format!("http://127.0.0.1:{api_port}"),
+            http: reqwest::Client::builder()
+                .tls_backend_preconfigured(rules::notify::tls_client_config())
+                .build()
+                .unwrap(),
+        };
+        let mut nw = Netwarden { child, log, api };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = nw.child.try_wait() {
+                panic!("netwarden exited ({status}) during start:\n{}", tail(&nw.log, 40));
+            }
+            if nw.api.http.get(format!("{}/health", nw.api.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+                return nw;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "netwarden did not start:\n{}", tail(&nw.log, 40));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills the process without warning (SIGKILL): nothing is flushed or released.
+    fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL netwarden");
+        self.child.wait().expect("reaping netwarden");
+    }
+}
+
+impl Drop for Netwarden {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.expect("API request");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.expect("API JSON")
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let r =
+            self.http.request(method, format!("{}{path}", self.base)).json(&body).send().await.expect("API request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Active alerts of one rule.
+    async fn alerts(&self, rule: &str) -> Vec<Value> {
+        let all = self.get("/api/v1/alerts").await;
+        all.as_array().unwrap().iter().filter(|a| a["rule"] == rule).cloned().collect()
+    }
+
+    /// Waits until the active alerts of `rule` satisfy `ok`.
+    async fn wait_alerts(&self, rule: &str, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let alerts = self.alerts(rule).await;
+            if ok(&alerts) {
+                return alerts;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}: {rule} alerts are {alerts:#?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Outbox rows of a kind (firing, resolved, acknowledged, flapping).
+    async fn notifications(&self, kind: &str) -> Vec<Value> {
+        let rows = self.get("/api/v1/notifications?limit=1000").await;
+        rows.as_array().unwrap().iter().filter(|r| r["kind"] == kind).cloned().collect()
+    }
+}
+
+/// Waits until the capture server holds requests satisfying `ok`.
+async fn wait_requests(server: &CaptureServer, what: &str, ok: impl Fn(&[Captured]) -> bool) -> Vec<Captured> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = server.requests();
+        if ok(&got) {
+            return got;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: got {:#?}",
+            got.iter().map(|r| (&r.path, &r.body)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn fingerprints(alerts: &[Value]) -> Vec<String> {
+    let mut fps: Vec<String> = alerts.iter().map(|a| a["fingerprint"].as_str().unwrap().to_string()).collect();
+    fps.sort();
+    fps
+}
+
+/// PagerDuty events of one action, by dedup key.
+fn pd_keys(requests: &[Captured], action: &str) -> Vec<String> {
+    let mut keys: Vec<String> = requests
+        .iter()
+        .filter(|r| r.body["event_action"] == action)
+        .map(|r| r.body["dedup_key"].as_str().unwrap_or_default().to_string())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Webhook payloads (Alertmanager v4) about `rule` with this status, by alert fingerprint.
+fn hook_fps(requests: &[Captured], rule: &str, status: &str) -> Vec<String> {
+    let mut fps: Vec<String> = requests
+        .iter()
+        .filter(|r| r.path == "/hook" && r.reply == Reply::Status(200, "ok".into()))
+        .flat_map(|r| r.body["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["alertname"] == rule && a["status"] == status)
+        .map(|a| a["fingerprint"].as_str().unwrap_or_default().to_string())
+        .collect();
+    fps.sort();
+    fps.dedup();
+    fps
+}
+
+fn no_problems(server: &CaptureServer) {
+    for r in server.requests() {
+        assert!(
+            r.problems.is_empty(),
+            "{} does not follow the published format: {:?}\n{:#}",
+            r.path,
+            r.problems,
+            r.body
+        );
+    }
+}
+
+const ROUTE_TIMERS: &str = "group_by: [alertname, device]\n  group_interval: 1s\n  repeat_interval: 1h";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_failure_reaches_every_receiver_and_its_repair_resolves_everywhere_through_a_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = pg::fresh_db();
+    let (fabric, inventory) = fabric("spines=2,leaves=2", dir.path()).await;
+    let ok = || Reply::Status(200, "ok".into());
+    let slack = CaptureServer::start(ok(), Some(Box::new(slack_validator()))).await;
+    let pd = CaptureServer::start(
+        Reply::Status(202, r#"{"status":"success"}"#.into()),
+        Some(Box::new(pagerduty_validator())),
+    )
+    .await;
+    let hook = CaptureServer::start(ok(), None).await;
+    let smtp = tokio::task::spawn_blocking(|| SmtpServer::start(None)).await.unwrap();
+    let alerting = format!(
+        r#"rule_files: [builtin]
+receivers:
+  - name: slack
+    slack: {{webhook_url: "{slack}"}}
+  - name: pagerduty
+    pagerduty: {{routing_key: "R0UT1NGKEY0000000000000000000000", url: "{pd}"}}
+  - name: email
+    email: {{smarthost: "127.0.0.1:{smtp}", tls: none, from: "netwarden@noc.test", to: ["noc@noc.test"]}}
+  - name: hook
+    webhook: {{url: "{hook}"}}
+  - name: other
+    webhook: {{url: "{other}"}}
+route:
+  receiver: other
+  group_wait: 0s
+  {ROUTE_TIMERS}
+  routes:
+    - {{match: ['alertname="InterfaceDown"'], receiver: slack, continue: true}}
+    - {{match: ['alertname="InterfaceDown"'], receiver: pagerduty, continue: true}}
+    - {{match: ['alertname="InterfaceDown"'], receiver: email, continue: true}}
+    - {{match: ['alertname="InterfaceDown"'], receiver: hook}}
+"#,
+        slack = slack.url("/services/T0/B0/X"),
+        pd = pd.url("/v2/enqueue"),
+        smtp = smtp.port,
+        hook = hook.url("/hook"),
+        other = hook.url("/other"),
+    );
+    let api_port = free_tcp_port();
+    let config = write_config(dir.path(), &tdb, api_port, &inventory, &alerting);
+    let nw = Netwarden::start(&config, api_port, dir.path().join("netwarden.log")).await;
+    let api = &nw.api;
+    // Healthy fabric first: every device polled, nothing down.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while api.get("/api/v1/status").await["polls"]["ok"].as_u64().unwrap_or(0) < 8 {
+        assert!(tokio::time::Instant::now() < deadline, "no polls:\n{}", tail(&nw.log, 40));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(api.alerts("InterfaceDown").await.is_empty(), "a healthy fabric has no interface down");
+
+    // The cable leaf001–spine1 fails: both ends' interfaces go down and page all four receivers.
+    let cut = Fault::LinkDown { a: "leaf001".into(), b: "spine1".into() };
+    fabric.inject(&cut).unwrap();
+    let alerts = api
+        .wait_alerts("InterfaceDown", "both ends fire", |a| a.len() == 2 && a.iter().all(|x| x["state"] == "firing"))
+        .await;
+    let fps = fingerprints(&alerts);
+    let devices: Vec<&str> = alerts.iter().map(|a| a["labels"]["device"].as_str().unwrap()).collect();
+    assert!(devices.contains(&"leaf001") && devices.contains(&"spine1"), "{devices:?}");
+    wait_requests(&pd, "PagerDuty triggers", |r| pd_keys(r, "trigger") == fps).await;
+    wait_requests(&hook, "webhook firing", |r| hook_fps(r, "InterfaceDown", "firing") == fps).await;
+    let slack_msgs = wait_requests(&slack, "Slack messages", |r| r.len() >= 2).await;
+    assert!(slack_msgs.iter().all(|m| m.body["text"].as_str().unwrap().contains("FIRING")), "{slack_msgs:#?}");
+    let mails = tokio::task::block_in_place(|| smtp.wait_for_messages(2, WAIT));
+    assert!(mails.iter().all(|m| m["subject"].as_str().unwrap().contains("[FIRING:1] InterfaceDown")), "{mails:#?}");
+
+    // A silence while it is firing: the alerts show as silenced, no new pages.
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/silences",
+            json!({"matchers": ["alertname=\"InterfaceDown\""], "duration": "1h", "created_by": "alice", "comment": "fibre swap"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let silence = body["id"].as_i64().unwrap();
+    api.wait_alerts("InterfaceDown", "silenced", |a| {
+        a.len() == 2 && a.iter().all(|x| x["suppressed_reason"] == format!("silenced by silence {silence}"))
+    })
+    .await;
+    // An acknowledgement reaches PagerDuty (the incident is acknowledged there).
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/alerts/{}/ack", fps[0]),
+            json!({"by": "alice", "comment": "on it"}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    wait_requests(&pd, "PagerDuty acknowledge", |r| pd_keys(r, "acknowledge") == [fps[0].clone()]).await;
+    let (status, _) =
+        api.send(reqwest::Method::POST, "/api/v1/alerts/0000000000000000/ack", json!({"by": "alice"})).await;
+    assert_eq!(status, 404, "acknowledging an unknown alert");
+
+    // The cable is repaired while silenced: the resolves still go to every receiver that was paged.
+    fabric.clear(&cut).unwrap();
+    api.wait_alerts("InterfaceDown", "resolved", <[Value]>::is_empty).await;
+    wait_requests(&pd, "PagerDuty resolves", |r| pd_keys(r, "resolve") == fps).await;
+    wait_requests(&hook, "webhook resolved", |r| hook_fps(r, "InterfaceDown", "resolved") == fps).await;
+    wait_requests(&slack, "Slack resolved", |r| {
+        r.iter().filter(|m| m.body["text"].as_str().unwrap_or("").contains("RESOLVED")).count() >= 2
+    })
+    .await;
+    let mails = tokio::task::block_in_place(|| smtp.wait_for_messages(5, WAIT));
+    let subjects: Vec<&str> = mails.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects.iter().filter(|s| s.contains("[RESOLVED]")).count(), 2, "{subjects:#?}");
+    assert_eq!(subjects.iter().filter(|s| s.contains("[ACKNOWLEDGED]")).count(), 1, "{subjects:#?}");
+    // Only the acknowledged alert was paged as acknowledged, and nothing re-paged while silenced.
+    assert_eq!(pd_keys(&pd.requests(), "trigger"), fps);
+    assert_eq!(pd.requests().iter().filter(|r| r.body["event_action"] == "trigger").count(), 2);
+    no_problems(&pd);
+    no_problems(&slack);
+
+    // The history tells the story; every notification and attempt is visible.
+    let h = api.get(&format!("/api/v1/alerts/{}/history", fps[0])).await;
+    let mut changes: Vec<&str> =
+        h.as_array().unwrap().iter().map(|e| e["change"].as_str().unwrap()).filter(|c| *c != "pending").collect();
+    changes.reverse();
+    assert_eq!(changes, ["firing", "suppressed", "acknowledged", "resolved"], "{h:#}");
+    let delivered = api.get("/api/v1/notifications?state=delivered&receiver=pagerduty").await;
+    assert_eq!(delivered.as_array().unwrap().len(), 5, "2 triggers, 1 acknowledge, 2 resolves: {delivered:#}");
+    for n in delivered.as_array().unwrap() {
+        let first = &n["attempt_log"][0];
+        assert_eq!((first["outcome"].as_str(), first["http_status"].as_i64()), (Some("ok"), Some(202)), "{n:#}");
+    }
+    let (status, _) = api.send(reqwest::Method::DELETE, &format!("/api/v1/silences/{silence}"), Value::Null).await;
+    assert_eq!(status, 204);
+    assert!(api.get("/api/v1/silences").await.as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_link_sends_one_flapping_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = pg::fresh_db();
+    let (fabric, inventory) = fabric("spines=1,leaves=1", dir.path()).await;
+    let hook = CaptureServer::start(Reply::Status(200, "ok".into()), None).await;
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        r#"rules:
+  - name: InterfaceDown
+    source: interface
+    when: admin_status == "up" && oper_status == "down"
+    severity: major
+    flap: {changes: "3", window: 10m}
+    annotations: {summary: "{{ device }} {{ interface }} is down"}
+"#,
+    )
+    .unwrap();
+    let alerting = format!(
+        "rule_files: [{rules}]\nreceivers:\n  - name: hook\n    webhook: {{url: \"{hook}\"}}\nroute:\n  receiver: hook\n  group_wait: 0s\n  {ROUTE_TIMERS}\n",
+        rules = rules.display(),
+        hook = hook.url("/hook"),
+    );
+    let api_port = free_tcp_port();
+    let config = write_config(dir.path(), &tdb, api_port, &inventory, &alerting);
+    let nw = Netwarden::start(&config, api_port, dir.path().join("netwarden.log")).await;
+    let api = &nw.api;
+    let cut = Fault::LinkDown { a: "leaf001".into(), b: "spine1".into() };
+    // Down, up, down, up, down: each state seen by a poll before the next flip.
+    for round in 0..5 {
+        if round % 2 == 0 {
+            fabric.inject(&cut).unwrap();
+            api.wait_alerts("InterfaceDown", "down", |a| a.len() == 2 && a.iter().all(|x| x["state"] == "firing"))
+                .await;
+        } else {
+            fabric.clear(&cut).unwrap();
+            api.wait_alerts("InterfaceDown", "up", <[Value]>::is_empty).await;
+        }
+    }
+    // The 4th change started flapping: one flapping notification per alert, no page after it.
+    let flapping = api.notifications("flapping").await;
+    assert_eq!(flapping.len(), 2, "{flapping:#?}");
+    let firing = api.notifications("firing").await;
+    let resolved = api.notifications("resolved").await;
+    let first_flap = flapping.iter().map(|n| n["id"].as_i64().unwrap()).min().unwrap();
+    assert!(
+        firing.iter().chain(&resolved).all(|n| n["id"].as_i64().unwrap() < first_flap),
+        "{firing:#?} {resolved:#?}"
+    );
+    let alerts = api.alerts("InterfaceDown").await;
+    assert!(alerts.iter().all(|a| a["flapping"] == true && a["state"] == "firing"), "{alerts:#?}");
+    let h = api.get(&format!("/api/v1/alerts/{}/history", alerts[0]["fingerprint"].as_str().unwrap())).await;
+    assert!(h.as_array().unwrap().iter().any(|e| e["change"] == "flapping_started"), "{h:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spine_going_down_suppresses_the_leaves_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = pg::fresh_db();
+    let (fabric, inventory) = fabric("spines=1,leaves=2", dir.path()).await;
+    let hook = CaptureServer::start(Reply::Status(200, "ok".into()), None).await;
+    let alerting = format!(
+        "rule_files: [builtin]\nreceivers:\n  - name: hook\n    webhook: {{url: \"{hook}\"}}\nroute:\n  receiver: hook\n  group_wait: 3s\n  {ROUTE_TIMERS}\ntopology: {{root_role: spine}}\n",
+        hook = hook.url("/hook"),
+    );
+    let api_port = free_tcp_port();
+    let config = write_config(dir.path(), &tdb, api_port, &inventory, &alerting);
+    let nw = Netwarden::start(&config, api_port, dir.path().join("netwarden.log")).await;
+    let api = &nw.api;
+    // The topology is learned from LLDP first: the spine is every leaf's only way to the rest.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let links = api.get("/api/v1/topology/full").await["links"].as_array().map_or(0, Vec::len);
+        if links == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "topology has {links} links:\n{}", tail(&nw.log, 30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The spine dies, and the poller loses the leaves behind it too.
+    for d in ["spine1", "leaf001", "leaf002"] {
+        fabric.inject(&Fault::DeviceDown { device: d.into() }).unwrap();
+    }
+    let alerts = api
+        .wait_alerts("DeviceDown", "all three down, leaves suppressed by the spine", |a| {
+            a.len() == 3
+                && a.iter().all(|x| x["state"] == "firing")
+                && a.iter()
+                    .filter(|x| x["labels"]["device"] != "spine1")
+                    .all(|x| x["suppressed_reason"] == "suppressed by spine1")
+        })
+        .await;
+    let spine = alerts.iter().find(|a| a["labels"]["device"] == "spine1").unwrap();
+    assert!(spine["suppressed_reason"].is_null(), "{spine:#}");
+    let spine_fp = spine["fingerprint"].as_str().unwrap().to_string();
+    wait_requests(&hook, "the spine pages", |r| hook_fps(r, "DeviceDown", "firing") == [spine_fp.clone()]).await;
+    // Past the group wait of the leaves' groups: still only the spine has paged.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(hook_fps(&hook.requests(), "DeviceDown", "firing"), [spine_fp.clone()]);
+    for d in ["spine1", "leaf001", "leaf002"] {
+        fabric.clear(&Fault::DeviceDown { device: d.into() }).unwrap();
+    }
+    api.wait_alerts("DeviceDown", "recovered", <[Value]>::is_empty).await;
+    wait_requests(&hook, "the spine resolves", |r| hook_fps(r, "DeviceDown", "resolved") == [spine_fp.clone()]).await;
+    assert_eq!(hook_fps(&hook.requests(), "DeviceDown", "resolved"), [spine_fp]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_state_and_the_outbox_survive_a_kill_mid_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = pg::fresh_db();
+    let (fabric, inventory) = fabric("spines=1,leaves=1", dir.path()).await;
+    // The webhook is down at first: deliveries fail and are retried.
+    let hook = CaptureServer::start(Reply::Status(503, "unavailable".into()), None).await;
+    let alerting = format!(
+        "rule_files: [builtin]\nreceivers:\n  - name: hook\n    webhook: {{url: \"{hook}\"}}\nroute:\n  receiver: hook\n  group_wait: 0s\n  {ROUTE_TIMERS}\n",
+        hook = hook.url("/hook"),
+    );
+    let api_port = free_tcp_port();
+    let config = write_config(dir.path(), &tdb, api_port, &inventory, &alerting);
+    let log = dir.path().join("netwarden.log");
+    let mut nw = Netwarden::start(&config, api_port, log.clone()).await;
+    let cut = Fault::LinkDown { a: "leaf001".into(), b: "spine1".into() };
+    fabric.inject(&cut).unwrap();
+    let alerts = nw
+        .api
+        .wait_alerts("InterfaceDown", "firing", |a| a.len() == 2 && a.iter().all(|x| x["state"] == "firing"))
+        .await;
+    let fps = fingerprints(&alerts);
+    wait_requests(&hook, "failed attempts", |r| hook_fps_any(r, "InterfaceDown") == fps).await;
+    // Kill between attempts (a row claimed at the moment of the kill would wait out its lease).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let pending = nw.api.get("/api/v1/notifications?state=pending&receiver=hook").await;
+        let retried = pending.as_array().unwrap().iter().filter(|n| n["attempts"].as_i64() >= Some(1)).count();
+        if retried >= 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no retried notifications: {pending:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nw.kill();
+
+    // Back up, receiver healthy: the queued pages are delivered, the alerts are still firing and are
+    // not paged a second time.
+    hook.set_default(Reply::Status(200, "ok".into()));
+    let nw = Netwarden::start(&config, api_port, log).await;
+    wait_requests(&hook, "delivered after the restart", |r| hook_fps(r, "InterfaceDown", "firing") == fps).await;
+    let alerts = nw.api.alerts("InterfaceDown").await;
+    assert_eq!(fingerprints(&alerts), fps, "restored, not re-created");
+    let h = nw.api.get(&format!("/api/v1/alerts/{}/history", fps[0])).await;
+    assert_eq!(h.as_array().unwrap().iter().filter(|e| e["change"] == "firing").count(), 1, "{h:#}");
+    // The repair after the restart resolves what was paged before it.
+    fabric.clear(&cut).unwrap();
+    wait_requests(&hook, "resolved after the restart", |r| hook_fps(r, "InterfaceDown", "resolved") == fps).await;
+    let delivered_firing = hook
+        .requests()
+        .iter()
+        .filter(|r| r.reply == Reply::Status(200, "ok".into()) && r.body["status"] == "firing")
+        .filter(|r| r.body["commonLabels"]["alertname"] == "InterfaceDown")
+        .count();
+    assert_eq!(delivered_firing, 2, "one firing page per group, delivered once");
+}
+
+/// Webhook payloads about `rule`, whatever the answer, by fingerprint.
+fn hook_fps_any(requests: &[Captured], rule: &str) -> Vec<String> {
+    let mut fps: Vec<String> = requests
+        .iter()
+        .flat_map(|r| r.body["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["alertname"] == rule)
+        .map(|a| a["fingerprint"].as_str().unwrap_or_default().to_string())
+        .collect();
+    fps.sort();
+    fps.dedup();
+    fps
+}
