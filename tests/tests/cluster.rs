@@ -158,6 +158,8 @@ async fn heartbeats_list_live_instances_and_refuse_a_name_in_use() {
     let counts: Vec<(String, bool, i64)> = view.instances.iter().map(|i| (i.name.clone(), i.live, i.devices)).collect();
     assert_eq!(counts, vec![("a".into(), true, 2), ("b".into(), true, 1)]);
     assert_eq!(view.unleased_devices, 0);
+    // The process that lost the name leaves without touching the leases of the one that has it.
+    assert_eq!(lease::leave(&c, &a).await.unwrap(), 0);
     assert_eq!(lease::leave(&c, &impostor).await.unwrap(), 2);
     let view = lease::cluster_view(&c).await.unwrap();
     assert_eq!(view.instances.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), vec!["b"]);

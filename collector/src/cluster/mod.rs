@@ -240,6 +240,12 @@ impl Member {
 
     fn failed(&mut self, e: RoundError) {
         metrics::counter!("netwarden_cluster_lease_renew_failures_total").increment(1);
+        if matches!(e, RoundError::NameTaken(_)) {
+            tracing::error!(instance = %self.me.name, error = %e, "polling nothing until the name is free");
+            self.held.drop_all();
+            self.publish();
+            return;
+        }
         let until = self.held.valid_until.map(|t| t.saturating_duration_since(Instant::now()));
         tracing::warn!(
             instance = %self.me.name,
@@ -248,10 +254,6 @@ impl Member {
             polling_for_at_most = ?until,
             "cluster round failed; keeping leased devices until their lease would run out"
         );
-        if matches!(e, RoundError::NameTaken(_)) {
-            self.held.drop_all();
-            self.publish();
-        }
     }
 
     fn expire_if_due(&mut self) {

@@ -107,9 +107,16 @@ pub async fn release(db: &impl GenericClient, owner: &str, devices: &[i64]) -> R
 }
 
 /// Graceful exit: deletes every lease `me` holds, then its instance row. Returns how many leases.
-/// If this fails halfway the rest expires on its own.
+/// Nothing is deleted when another process has since taken the name (its leases are its own). If
+/// this fails halfway the rest expires on its own.
 pub async fn leave(db: &impl GenericClient, me: &Registration) -> Result<u64, tokio_postgres::Error> {
-    let released = db.execute("DELETE FROM device_lease WHERE owner = $1", &[&me.name]).await?;
+    let released = db
+        .execute(
+            "DELETE FROM device_lease WHERE owner = $1
+                AND EXISTS (SELECT 1 FROM cluster_instance WHERE name = $1 AND session = $2)",
+            &[&me.name, &me.session],
+        )
+        .await?;
     db.execute("DELETE FROM cluster_instance WHERE name = $1 AND session = $2", &[&me.name, &me.session]).await?;
     Ok(released)
 }
