@@ -21,6 +21,7 @@ pub struct Config {
     pub configs: ConfigsConfig,
     pub traps: TrapsConfig,
     pub alerting: AlertingConfig,
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +40,28 @@ pub struct AlertingConfig {
 impl Default for AlertingConfig {
     fn default() -> Self {
         AlertingConfig { file: None, external_url: None, tick: Duration::from_secs(1) }
+    }
+}
+
+/// Scale-out: instances sharing one database split the devices with leases held in it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Share the devices with the other instances on this database (off: poll every device, no
+    /// lease traffic).
+    pub enabled: bool,
+    /// This instance's name, unique among the live ones; empty: `host-pid-random`, new for every
+    /// process.
+    pub instance: String,
+    /// How long a lease lasts: an instance that dies has its devices taken over within this (plus
+    /// one renewal round); renewed every third of it. At least 1s.
+    #[serde(with = "humantime_serde_compat")]
+    pub lease: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig { enabled: false, instance: String::new(), lease: Duration::from_secs(30) }
     }
 }
 
@@ -167,6 +190,7 @@ impl Default for Config {
             configs: ConfigsConfig::default(),
             traps: TrapsConfig::default(),
             alerting: AlertingConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -229,6 +253,7 @@ fn is_setting(var: &str) -> bool {
             "configs__",
             "traps__",
             "alerting__",
+            "cluster__",
         ]
         .iter()
         .any(|p| rest.starts_with(p))
@@ -266,7 +291,22 @@ impl Config {
             None => "reading configuration".to_string(),
         })?;
         let cfg: Config = raw.try_deserialize().context("invalid configuration")?;
+        if cfg.cluster.enabled && cfg.cluster.lease < Duration::from_secs(1) {
+            anyhow::bail!("invalid configuration: cluster.lease is {:?}; use at least 1s", cfg.cluster.lease);
+        }
         Ok(cfg)
+    }
+
+    /// Cluster membership for this process (its name resolved once), or None outside a cluster.
+    pub fn cluster_options(&self) -> Option<collector::cluster::ClusterOptions> {
+        let c = &self.cluster;
+        c.enabled.then(|| collector::cluster::ClusterOptions {
+            instance: match c.instance.trim() {
+                "" => collector::cluster::default_instance_name(),
+                name => name.to_string(),
+            },
+            lease: c.lease,
+        })
     }
 
     pub fn scheduler_options(&self) -> collector::scheduler::SchedulerOptions {
@@ -317,6 +357,34 @@ mod tests {
         .unwrap();
         assert!(c.traps.enabled);
         assert_eq!(c.traps.listen, "0.0.0.0:162");
+    }
+
+    #[test]
+    fn cluster_is_off_by_default_and_named_per_process_when_on() {
+        let c = Config::load_with_env(None, HashMap::new()).unwrap();
+        assert!(!c.cluster.enabled);
+        assert_eq!(c.cluster.lease, Duration::from_secs(30));
+        assert_eq!(c.cluster_options(), None, "a single instance takes no leases");
+        let c = Config::load_with_env(
+            None,
+            env(&[("NETWARDEN_CLUSTER__ENABLED", "true"), ("NETWARDEN_CLUSTER__LEASE", "3s")]),
+        )
+        .unwrap();
+        let o = c.cluster_options().expect("cluster on");
+        assert_eq!(o.lease, Duration::from_secs(3));
+        assert!(o.instance.contains(&std::process::id().to_string()), "{}", o.instance);
+        let c = Config::load_with_env(
+            None,
+            env(&[("NETWARDEN_CLUSTER__ENABLED", "true"), ("NETWARDEN_CLUSTER__INSTANCE", "nms-a")]),
+        )
+        .unwrap();
+        assert_eq!(c.cluster_options().unwrap().instance, "nms-a");
+        let e = Config::load_with_env(
+            None,
+            env(&[("NETWARDEN_CLUSTER__ENABLED", "true"), ("NETWARDEN_CLUSTER__LEASE", "100ms")]),
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("cluster.lease"), "{e:#}");
     }
 
     #[test]

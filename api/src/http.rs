@@ -18,6 +18,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/devices", get(list_devices).post(create_device))
         .route("/api/v1/devices/{name}", get(get_device).put(update_device).delete(delete_device))
         .route("/api/v1/devices/{name}/interfaces", get(device_interfaces))
@@ -113,6 +114,16 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
         },
         "storage_backend": s.backend,
     }))
+}
+
+/// Scale-out: the instances sharing this database, their heartbeats and how many devices each
+/// holds (empty when no instance runs with `[cluster] enabled`).
+async fn cluster(State(s): State<AppState>) -> ApiResult<Json<collector::store::lease::ClusterView>> {
+    let c = db(&s).await?;
+    let view = collector::store::lease::cluster_view(&**c)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the cluster tables: {}", collector::db::error_text(&e))))?;
+    Ok(Json(view))
 }
 
 #[derive(Serialize)]

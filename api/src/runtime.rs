@@ -164,7 +164,11 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
 
     let cancel = CancellationToken::new();
     let writer_cancel = CancellationToken::new();
-    let (writer, writer_task) = SampleWriter::spawn(db.pool.clone(), WriterOptions::default(), writer_cancel.clone());
+    // Scale-out: resolved once, so the poll records name the same instance as the leases.
+    let cluster_opts = cfg.cluster_options();
+    let writer_opts =
+        WriterOptions { instance: cluster_opts.as_ref().map(|c| c.instance.clone()), ..Default::default() };
+    let (writer, writer_task) = SampleWriter::spawn(db.pool.clone(), writer_opts, writer_cancel.clone());
     let stats = Arc::new(SchedulerStats::default());
     let initial = scheduled_devices(&db.pool, &secrets).await?;
     let n_devices = initial.len();
@@ -276,9 +280,12 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         None
     };
     // Observations flow from the scheduler to the alert service; when the service falls behind, the
-    // scheduler drops and counts them rather than wait (the next poll carries the state again).
+    // scheduler drops and counts them rather than wait (the next poll carries the state again). The alert
+    // service follows every device of the inventory; in a cluster only the leased ones are observed here.
     let (observations, observed) = tokio::sync::mpsc::channel(8192);
     let alerting = start_alerting(&cfg, &db.pool, observed, dev_rx.clone(), topology.clone())?;
+    // In a cluster the scheduler follows only the devices whose lease this instance holds.
+    let (dev_rx, cluster) = collector::cluster::spawn(db.pool.clone(), cluster_opts.clone(), dev_rx, cancel.clone());
     let sched = tokio::spawn(scheduler::run(
         db.pool.clone(),
         writer.clone(),
@@ -311,6 +318,9 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     );
     println!("  database   {} (storage back-end: {})", db.description(), report.backend.as_str());
     println!("  polling    {n_devices} device(s) (default interval {:?})", cfg.polling.interval);
+    if let Some(c) = &cluster_opts {
+        println!("  cluster    instance {} sharing the devices by leases of {:?}", c.instance, c.lease);
+    }
     if let Some(t) = &traps {
         println!("  traps      SNMP traps and informs on udp {}", t.addr);
     }
@@ -338,6 +348,9 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let _ = sched.await;
     tracing::info!("recording the last alert changes");
     alerting.stop().await;
+    if let Some(cluster) = cluster {
+        let _ = cluster.await;
+    }
     if let Some(t) = traps {
         let _ = t.receiver.await;
         let _ = t.writer.await;

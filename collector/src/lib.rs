@@ -8,6 +8,7 @@
 //! remediation or HTTP. Other crates read what it stored through its `store` modules and ask it
 //! to poll through its public API; they never open a device session themselves.
 
+pub mod cluster;
 pub mod configs;
 pub mod counters;
 pub mod db;

@@ -619,7 +619,8 @@ impl Service {
         }
     }
 
-    /// Groups whose saved state is out of date (key, hash, JSON), and the keys of all live groups.
+    /// Groups whose saved state is out of date (key, hash, JSON), and the saved groups that ended. Only
+    /// groups this service saved are ever deleted.
     #[allow(clippy::type_complexity)]
     fn changed_groups(&self) -> Option<(Vec<(String, u64, serde_json::Value)>, Vec<String>)> {
         let d = self.dispatcher.as_ref()?;
@@ -636,11 +637,11 @@ impl Service {
                 changed.push((k.clone(), h, json));
             }
         }
-        let stale = self.saved_groups.keys().any(|k| !d.groups.contains_key(k));
-        if changed.is_empty() && !stale {
+        let stale: Vec<String> = self.saved_groups.keys().filter(|k| !d.groups.contains_key(*k)).cloned().collect();
+        if changed.is_empty() && stale.is_empty() {
             return None;
         }
-        Some((changed, d.groups.keys().cloned().collect()))
+        Some((changed, stale))
     }
 
     #[allow(clippy::type_complexity)]
@@ -666,11 +667,11 @@ impl Service {
         for (fp, sup, at) in &u.suppressions {
             store::record_suppression(&tx, fp, sup.as_ref(), *at).await.map_err(db)?;
         }
-        if let Some((changed, live)) = groups {
+        if let Some((changed, stale)) = groups {
             for (key, _, json) in changed {
                 store::save_group_json(&tx, key, json).await.map_err(db)?;
             }
-            store::delete_groups_except(&tx, live).await.map_err(db)?;
+            store::delete_groups(&tx, stale).await.map_err(db)?;
         }
         store::enqueue_all(&tx, &u.notifications).await?;
         tx.commit().await.map_err(db)

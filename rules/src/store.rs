@@ -123,6 +123,13 @@ pub async fn save_group_json(db: &impl GenericClient, key: &str, state: &serde_j
     Ok(())
 }
 
+pub async fn delete_groups(db: &impl GenericClient, keys: &[String]) -> DbResult<()> {
+    if !keys.is_empty() {
+        db.execute("DELETE FROM alert_group WHERE key = ANY($1)", &[&keys]).await?;
+    }
+    Ok(())
+}
+
 pub async fn delete_groups_except(db: &impl GenericClient, keep: &[String]) -> DbResult<()> {
     db.execute("DELETE FROM alert_group WHERE NOT (key = ANY($1))", &[&keep]).await?;
     Ok(())

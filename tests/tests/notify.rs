@@ -317,7 +317,11 @@ async fn pagerduty_events_match_the_schema_and_throttling_and_server_errors_are_
     let done = wait_state(&pool, id, OutboxState::Delivered).await;
     assert_eq!(
         outcomes(&done),
-        [(AttemptOutcome::Transient, Some(429)), (AttemptOutcome::Transient, Some(500)), (AttemptOutcome::Ok, Some(202))]
+        [
+            (AttemptOutcome::Transient, Some(429)),
+            (AttemptOutcome::Transient, Some(500)),
+            (AttemptOutcome::Ok, Some(202))
+        ]
     );
     assert_eq!(done.attempts, 3);
     assert!(done.delivered_at.is_some() && done.last_error.is_none() && done.claimed_until.is_none());

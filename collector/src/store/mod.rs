@@ -1,6 +1,7 @@
 //! The collector's tables: device and interface state (updated in place) and the sample tables
 //! (append-only, written with binary COPY by [`SampleWriter`]).
 
+pub mod lease;
 pub mod query;
 pub mod routing;
 mod state;

@@ -55,6 +55,9 @@ pub struct WriterOptions {
     pub max_buffered_rows: usize,
     /// Poll results waiting in the channel; when full, new results are dropped and counted.
     pub channel_capacity: usize,
+    /// The cluster instance that polled, recorded in every `poll_sample` row this writer writes
+    /// (`None` outside a cluster).
+    pub instance: Option<String>,
 }
 
 impl Default for WriterOptions {
@@ -64,6 +67,7 @@ impl Default for WriterOptions {
             flush_interval: Duration::from_secs(1),
             max_buffered_rows: 5_000_000,
             channel_capacity: 8192,
+            instance: None,
         }
     }
 }
@@ -138,8 +142,17 @@ const IF_TYPES: [Type; 14] = [
     Type::FLOAT8,
     Type::FLOAT8,
 ];
-const POLL_TYPES: [Type; 8] =
-    [Type::TIMESTAMPTZ, Type::INT8, Type::TEXT, Type::FLOAT4, Type::INT4, Type::INT4, Type::TEXT, Type::TEXT];
+const POLL_TYPES: [Type; 9] = [
+    Type::TIMESTAMPTZ,
+    Type::INT8,
+    Type::TEXT,
+    Type::FLOAT4,
+    Type::INT4,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+];
 
 impl SampleWriter {
     /// Starts the writer task. It drains and flushes what it holds when `cancel` fires.
@@ -264,7 +277,11 @@ impl SampleWriter {
 
     /// Hands the buffered rows to a COPY task.
     fn start_copy(&mut self) -> tokio::task::JoinHandle<(Batch, Result<(), String>)> {
-        let batch = Batch { if_rows: std::mem::take(&mut self.if_buf), poll_rows: std::mem::take(&mut self.poll_buf) };
+        let batch = Batch {
+            if_rows: std::mem::take(&mut self.if_buf),
+            poll_rows: std::mem::take(&mut self.poll_buf),
+            instance: self.opts.instance.clone(),
+        };
         let (pool, stats) = (self.pool.clone(), self.stats.clone());
         tokio::spawn(async move {
             let r = copy_batch(&pool, &stats, &batch).await;
@@ -302,11 +319,12 @@ impl SampleWriter {
 struct Batch {
     if_rows: Vec<IfSampleRow>,
     poll_rows: Vec<PollSampleRow>,
+    instance: Option<String>,
 }
 
 /// One COPY attempt of a batch, with the bookkeeping around it.
 async fn copy_batch(pool: &Pool, stats: &WriterStats, batch: &Batch) -> Result<(), String> {
-    let result = copy_inner(pool, &batch.if_rows, &batch.poll_rows).await;
+    let result = copy_inner(pool, batch).await;
     match &result {
         Ok(()) => {
             let n = (batch.if_rows.len() + batch.poll_rows.len()) as u64;
@@ -343,7 +361,8 @@ async fn copy_batch(pool: &Pool, stats: &WriterStats, batch: &Batch) -> Result<(
     result
 }
 
-async fn copy_inner(pool: &Pool, if_rows: &[IfSampleRow], poll_rows: &[PollSampleRow]) -> Result<(), String> {
+async fn copy_inner(pool: &Pool, batch: &Batch) -> Result<(), String> {
+    let (if_rows, poll_rows, instance) = (&batch.if_rows, &batch.poll_rows, &batch.instance);
     // Errors keep the server's message (tokio-postgres' Display hides it behind "db error").
     let msg = |e: tokio_postgres::Error| crate::db::error_text(&e);
     let mut client = pool.get().await.map_err(|e| format!("no database connection: {e}"))?;
@@ -384,7 +403,7 @@ async fn copy_inner(pool: &Pool, if_rows: &[IfSampleRow], poll_rows: &[PollSampl
     if n_poll > 0 {
         let sink = tx
             .copy_in(
-                "COPY poll_sample (time, device_id, status, duration_ms, requests, varbinds, error_kind, error)
+                "COPY poll_sample (time, device_id, status, duration_ms, requests, varbinds, error_kind, error, instance)
                      FROM STDIN BINARY",
             )
             .await
@@ -393,8 +412,17 @@ async fn copy_inner(pool: &Pool, if_rows: &[IfSampleRow], poll_rows: &[PollSampl
         pin_mut!(w);
         for r in poll_rows {
             let status: &str = r.status;
-            let row: [&(dyn ToSql + Sync); 8] =
-                [&r.time, &r.device_id, &status, &r.duration_ms, &r.requests, &r.varbinds, &r.error_kind, &r.error];
+            let row: [&(dyn ToSql + Sync); 9] = [
+                &r.time,
+                &r.device_id,
+                &status,
+                &r.duration_ms,
+                &r.requests,
+                &r.varbinds,
+                &r.error_kind,
+                &r.error,
+                instance,
+            ];
             w.as_mut().write(&row).await.map_err(msg)?;
         }
         w.finish().await.map_err(msg)?;
