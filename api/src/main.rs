@@ -376,6 +376,7 @@ async fn sim_fabric(a: SimArgs, spec: collector::sim::FabricSpec) -> Result<std:
         format!("binding {} agents on {}:{}..", fabric.model().devices.len(), a.address, a.base_port)
     })?;
     let bound = started.elapsed();
+    let shutdown = api::runtime::shutdown_signal();
     if !a.trap_targets.is_empty() {
         fabric.send_traps(a.trap_targets.clone(), &config.community).context("--trap-target")?;
     }
@@ -424,7 +425,7 @@ async fn sim_fabric(a: SimArgs, spec: collector::sim::FabricSpec) -> Result<std:
         let targets: Vec<String> = a.trap_targets.iter().map(ToString::to_string).collect();
         println!("  traps:     SNMPv2c to {} (community {:?})", targets.join(", "), config.community);
     }
-    api::runtime::shutdown_signal().await;
+    shutdown.await;
     if let Some(ssh) = ssh {
         ssh.shutdown().await;
     }
@@ -487,6 +488,7 @@ async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
             backup_interval: None,
         })
         .collect();
+    let shutdown = api::runtime::shutdown_signal();
     write_inventory(&a.inventory, &devices)?;
     println!(
         "simulating {} device(s) × {} ports on {}:{}-{}; inventory: {} (netwarden inventory import {})",
@@ -498,7 +500,7 @@ async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
         a.inventory.display(),
         a.inventory.display()
     );
-    api::runtime::shutdown_signal().await;
+    shutdown.await;
     drop(agents);
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -538,11 +540,11 @@ mod tests {
 
     #[test]
     fn sim_refuses_remote_trap_targets_and_ssh_without_a_fabric() {
-        let e = sim_args(&["--fabric", "spines=1,leaves=1", "--trap-target", "192.0.2.1:162"]).unwrap_err();
+        let e = sim_args(&["--fabric", "spines=1,leaves=1", "--trap-target", "192.0.2.1:162"]).err().expect("refused");
         assert!(e.contains("192.0.2.1:162 is not a loopback address"), "{e}");
-        let e = sim_args(&["--fabric", "spines=1,leaves=1", "--trap-target", "localhost"]).unwrap_err();
+        let e = sim_args(&["--fabric", "spines=1,leaves=1", "--trap-target", "localhost"]).err().expect("refused");
         assert!(e.contains("is not an IP:port address"), "{e}");
-        let e = sim_args(&["--ssh-base-port", "22000"]).unwrap_err();
+        let e = sim_args(&["--ssh-base-port", "22000"]).err().expect("refused");
         assert!(e.contains("--fabric"), "{e}");
     }
 }

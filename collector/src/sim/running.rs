@@ -4,6 +4,10 @@
 //! agent per device on loopback. [`Fabric::inject`] and [`Fabric::clear`] change the fault set
 //! and rewrite exactly what a fault touches on both ends (through [`wiring::apply_link_end`],
 //! the same code that built the MIBs), so a poll right after sees a consistent network.
+//! The devices' CLIs ([`super::cli`]) change the same state through [`Fabric::configure_port`]
+//! and [`Fabric::shut_bgp_neighbor`]. Every change that alters a port's oper status or a BGP
+//! session's state yields the notifications ([`super::traps`]) its devices send, once
+//! [`Fabric::send_traps`] named where to.
 
 use super::agent::{AgentBehaviour, AgentConfig, SharedMib, SimAgent};
 use super::codec::Malformed;
