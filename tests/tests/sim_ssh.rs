@@ -33,8 +33,13 @@ async fn served(spec: &str) -> Fabric {
 
 /// SSH on every device of a served fabric.
 async fn with_ssh(fabric: Fabric) -> (Arc<Fabric>, SimSsh) {
+    with_ssh_limit(fabric, 8).await
+}
+
+/// SSH on every device, at most `max_connections` sessions at once.
+async fn with_ssh_limit(fabric: Fabric, max_connections: usize) -> (Arc<Fabric>, SimSsh) {
     let fabric = Arc::new(fabric);
-    let ssh = SimSsh::bind(Arc::clone(&fabric), SimSshConfig { max_connections: 8, ..Default::default() })
+    let ssh = SimSsh::bind(Arc::clone(&fabric), SimSshConfig { max_connections, ..Default::default() })
         .await
         .expect("binding the devices' ssh on 127.0.0.1");
     (fabric, ssh)
@@ -302,5 +307,56 @@ async fn the_receiver_classifies_the_simulators_traps() {
     assert_eq!(r.stats.snapshot().unknown_kind, 0);
     assert_eq!(fabric.trap_sender().unwrap().counts().failed, 0);
     r.stop().await;
+    ssh.shutdown().await;
+}
+
+fn target(fabric: &Fabric, device: &str) -> SshTarget {
+    let d = fabric.inventory("sim", "public").into_iter().find(|d| d.name == device).expect("device");
+    SshTarget::from_device(&d, &Profiles::builtin()).expect("ssh target")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_run_concurrently_across_devices_up_to_the_fabric_limit() {
+    let (fabric, ssh) = with_ssh_limit(served("spines=2,leaves=2,ports=4").await, 3).await;
+    let open = |device: &'static str| {
+        let target = target(&fabric, device);
+        tokio::spawn(async move {
+            let mut s = Session::open(&target, None, &opts()).await.unwrap_or_else(|e| panic!("{device}: {e}"));
+            let out = s.run_show(&["show ip bgp summary"]).await.expect("show");
+            assert!(out[0].output.contains("BGP router identifier"), "{device}: {:?}", out[0]);
+            s
+        })
+    };
+    let (a, b, c) = tokio::join!(open("spine1"), open("spine2"), open("leaf001"));
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(
+        [a.prompt(), b.prompt(), c.prompt()],
+        ["spine1#", "spine2#", "leaf001#"],
+        "three devices' sessions open at once"
+    );
+
+    // A fourth connection is over the fabric's limit: closed at once, and counted.
+    let err = Session::open(&target(&fabric, "leaf002"), None, &opts()).await.expect_err("over the limit");
+    assert!(err.is_transient(), "a closed connection is worth retrying: {err}");
+    assert_eq!(ssh.connection_counts(), (3, 1));
+
+    // Once a session ends its slot is free again (the server notices the disconnect shortly after).
+    a.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let d = loop {
+        match Session::open(&target(&fabric, "leaf002"), None, &opts()).await {
+            Ok(s) => break s,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                assert!(e.is_transient(), "{e}");
+                // The poll interval of this loop, not a wait for something to have happened.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("no free slot within 10 s of closing a session: {e}"),
+        }
+    };
+    assert_eq!(d.prompt(), "leaf002#");
+    for s in [b, c, d] {
+        s.close().await;
+    }
     ssh.shutdown().await;
 }
