@@ -2,10 +2,12 @@
 //! ipAddrTable, BGP4-MIB, OSPF-MIB and LLDP-MIB, so that both ends of every cable agree.
 //!
 //! Everything a cable contributes to one device goes through [`apply_link_end`], at build time
-//! and again whenever the cable's state changes (a fault injected or cleared): ifOperStatus and
-//! ifLastChange, the port's counter rates, the LLDP neighbour row, the OSPF neighbour and
-//! interface state, and the BGP peer row with its FSM bookkeeping (established transitions and
-//! time). The columns served are the ones the lab's FRR + lldpd + net-snmp agents serve
+//! and again whenever the cable's state changes (a fault injected or cleared, a port shut or a
+//! BGP neighbor shut from a device's CLI): ifAdminStatus, ifOperStatus and ifLastChange, ifAlias,
+//! the port's counter rates, the LLDP neighbour row, the OSPF neighbour and interface state, and
+//! the BGP peer row with its FSM bookkeeping (established transitions and time). The state comes
+//! from a [`NetState`] (the running fabric's faults and CLI settings), and what changed comes back
+//! as [`EndChanges`] for the notifications. The columns served are the ones the lab's FRR + lldpd + net-snmp agents serve
 //! (collector/testdata/routing/frr-spine1.walk), with the same types.
 
 use super::device::{self, PortSpec, SystemInfo};
