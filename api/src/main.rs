@@ -80,6 +80,33 @@ struct SimArgs {
     /// Where to write the inventory of the simulated devices (YAML).
     #[arg(long, default_value = "sim-inventory.yaml")]
     inventory: PathBuf,
+    /// Fabric mode: also serve SSH with an IOS-like CLI on every device, device i on this port
+    /// + i on its agent's address (0: any free port for each); the inventory gets the logins.
+    #[arg(long, requires = "fabric")]
+    ssh_base_port: Option<u16>,
+    /// Fabric mode: SSH user name of every simulated device.
+    #[arg(long, default_value = "netwarden", requires = "ssh_base_port")]
+    ssh_user: String,
+    /// Fabric mode: SSH password of every simulated device.
+    #[arg(long, env = "NETWARDEN_SIM_SSH_PASSWORD", hide_env_values = true, default_value = "netwarden")]
+    ssh_password: String,
+    /// Fabric mode: the devices' SSH host key (OpenSSH private key file); default: a new
+    /// ed25519 key at every start.
+    #[arg(long, requires = "ssh_base_port")]
+    ssh_host_key: Option<PathBuf>,
+    /// Fabric mode: SSH connections open at once, all devices together.
+    #[arg(long, default_value_t = 64, requires = "ssh_base_port")]
+    ssh_max_connections: usize,
+    /// Fabric mode: send SNMPv2c traps (linkDown/linkUp, coldStart, BGP) to this loopback
+    /// address whenever a fault or a CLI change alters a device's state; repeatable.
+    #[arg(long = "trap-target", value_parser = loopback_addr, requires = "fabric")]
+    trap_targets: Vec<std::net::SocketAddr>,
+}
+
+/// A socket address on loopback (127.0.0.0/8 or ::1): the simulator sends nowhere else.
+fn loopback_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = s.parse().map_err(|e| format!("{s:?} is not an IP:port address ({e})"))?;
+    if addr.ip().is_loopback() { Ok(addr) } else { Err(format!("{addr} is not a loopback address")) }
 }
 
 #[derive(Args)]
@@ -349,8 +376,16 @@ async fn sim_fabric(a: SimArgs, spec: collector::sim::FabricSpec) -> Result<std:
         format!("binding {} agents on {}:{}..", fabric.model().devices.len(), a.address, a.base_port)
     })?;
     let bound = started.elapsed();
-    let devices = fabric.inventory(&a.site, &config.community);
+    let shutdown = api::runtime::shutdown_signal();
+    if !a.trap_targets.is_empty() {
+        fabric.send_traps(a.trap_targets.clone(), &config.community).context("--trap-target")?;
+    }
     let fabric = std::sync::Arc::new(fabric);
+    let ssh = match a.ssh_base_port {
+        Some(base_port) => Some(serve_sim_ssh(&a, base_port, std::sync::Arc::clone(&fabric)).await?),
+        None => None,
+    };
+    let devices = fabric.inventory(&a.site, &config.community);
     let control = ControlServer::bind(a.control, std::sync::Arc::clone(&fabric))
         .await
         .with_context(|| format!("control listener on {}", a.control))?;
@@ -375,10 +410,48 @@ async fn sim_fabric(a: SimArgs, spec: collector::sim::FabricSpec) -> Result<std:
         control.local_addr().ip(),
         control.local_addr().port()
     );
-    api::runtime::shutdown_signal().await;
+    if let Some(ssh) = &ssh {
+        let ports: Vec<u16> = ssh.addrs().iter().map(|a| a.port()).collect();
+        println!(
+            "  ssh:       ports {}-{} as {:?} (host key {}; at most {} connections)",
+            ports.iter().min().copied().unwrap_or(0),
+            ports.iter().max().copied().unwrap_or(0),
+            a.ssh_user,
+            ssh.host_key_fingerprint(),
+            a.ssh_max_connections
+        );
+    }
+    if !a.trap_targets.is_empty() {
+        let targets: Vec<String> = a.trap_targets.iter().map(ToString::to_string).collect();
+        println!("  traps:     SNMPv2c to {} (community {:?})", targets.join(", "), config.community);
+    }
+    shutdown.await;
+    if let Some(ssh) = ssh {
+        ssh.shutdown().await;
+    }
     control.shutdown().await;
     drop(fabric);
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn serve_sim_ssh(
+    a: &SimArgs,
+    base_port: u16,
+    fabric: std::sync::Arc<collector::sim::Fabric>,
+) -> Result<collector::sim::SimSsh> {
+    let host_key = match &a.ssh_host_key {
+        Some(path) => Some(collector::sim::ssh::load_host_key(path).context("--ssh-host-key")?),
+        None => None,
+    };
+    let config = collector::sim::SimSshConfig {
+        base_port,
+        user: a.ssh_user.clone(),
+        password: a.ssh_password.clone(),
+        max_connections: a.ssh_max_connections,
+        host_key,
+        ..Default::default()
+    };
+    collector::sim::SimSsh::bind(fabric, config).await.with_context(|| format!("serving ssh from port {base_port}"))
 }
 
 async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
@@ -415,6 +488,7 @@ async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
             backup_interval: None,
         })
         .collect();
+    let shutdown = api::runtime::shutdown_signal();
     write_inventory(&a.inventory, &devices)?;
     println!(
         "simulating {} device(s) × {} ports on {}:{}-{}; inventory: {} (netwarden inventory import {})",
@@ -426,7 +500,51 @@ async fn sim(a: SimArgs) -> Result<std::process::ExitCode> {
         a.inventory.display(),
         a.inventory.display()
     );
-    api::runtime::shutdown_signal().await;
+    shutdown.await;
     drop(agents);
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim_args(args: &[&str]) -> Result<SimArgs, String> {
+        let argv = ["netwarden", "sim"].iter().chain(args);
+        match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.command {
+            Command::Sim(a) => Ok(a),
+            _ => Err("not the sim command".to_string()),
+        }
+    }
+
+    #[test]
+    fn sim_takes_ssh_and_trap_flags_in_fabric_mode() {
+        let a = sim_args(&[
+            "--fabric",
+            "spines=2,leaves=2",
+            "--ssh-base-port",
+            "22000",
+            "--trap-target",
+            "127.0.0.1:1162",
+            "--trap-target",
+            "127.0.0.2:2162",
+        ])
+        .unwrap();
+        assert_eq!(a.ssh_base_port, Some(22000));
+        assert_eq!((a.ssh_user.as_str(), a.ssh_max_connections), ("netwarden", 64));
+        assert_eq!(a.trap_targets, ["127.0.0.1:1162".parse().unwrap(), "127.0.0.2:2162".parse().unwrap()]);
+        // The existing flags keep working without the new ones.
+        let plain = sim_args(&["--devices", "3", "--base-port", "0"]).unwrap();
+        assert_eq!((plain.devices, plain.ssh_base_port, plain.trap_targets.len()), (3, None, 0));
+    }
+
+    #[test]
+    fn sim_refuses_remote_trap_targets_and_ssh_without_a_fabric() {
+        let e = sim_args(&["--fabric", "spines=1,leaves=1", "--trap-target", "192.0.2.1:162"]).err().expect("refused");
+        assert!(e.contains("192.0.2.1:162 is not a loopback address"), "{e}");
+        let e = sim_args(&["--fabric", "spines=1,leaves=1", "--trap-target", "localhost"]).err().expect("refused");
+        assert!(e.contains("is not an IP:port address"), "{e}");
+        let e = sim_args(&["--ssh-base-port", "22000"]).err().expect("refused");
+        assert!(e.contains("--fabric"), "{e}");
+    }
 }

@@ -27,6 +27,8 @@ pub const PDU_GET: u8 = 0xa0;
 pub const PDU_GET_NEXT: u8 = 0xa1;
 pub const PDU_RESPONSE: u8 = 0xa2;
 pub const PDU_GET_BULK: u8 = 0xa5;
+/// SNMPv2-Trap-PDU (RFC 3416).
+pub const PDU_TRAP_V2: u8 = 0xa7;
 const VERSION_V2C: i64 = 1;
 const ERROR_TOO_BIG: u32 = 1;
 
@@ -295,7 +297,12 @@ impl<'c> VarbindEncoder<'c> {
     }
 
     pub fn finish(self, req_id: i32) -> Vec<u8> {
-        encode_message(self.community, PDU_RESPONSE, req_id, 0, 0, &self.body)
+        self.finish_as(PDU_RESPONSE, req_id)
+    }
+
+    /// The message with another PDU type, e.g. [`PDU_TRAP_V2`] for a notification.
+    pub fn finish_as(self, pdu_tag: u8, req_id: i32) -> Vec<u8> {
+        encode_message(self.community, pdu_tag, req_id, 0, 0, &self.body)
     }
 }
 

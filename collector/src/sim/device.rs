@@ -75,29 +75,30 @@ pub struct PortSpec {
 /// Average packet size of the traffic model, in octets.
 const AVG_PACKET: u64 = 800;
 
-/// `count` ports named eth1..ethN at `speed_mbps`, all up, each carrying a different but
-/// deterministic share (1–30 %) of its speed.
+/// `count` ports named eth1..ethN at `speed_mbps` (see [`ethernet_port`]).
 pub fn ethernet_ports(count: u32, speed_mbps: u32) -> Vec<PortSpec> {
-    (1..=count)
-        .map(|i| {
-            let bytes_per_s = u64::from(speed_mbps) * 1_000_000 / 8;
-            let pct_in = 1 + u64::from(i * 7 % 30);
-            let pct_out = 1 + u64::from(i * 13 % 30);
-            PortSpec {
-                if_index: i,
-                name: format!("eth{i}"),
-                alias: format!("port {i}"),
-                speed_mbps,
-                mtu: 9000,
-                admin_up: true,
-                oper_up: true,
-                in_octets_per_s: bytes_per_s * pct_in / 100,
-                out_octets_per_s: bytes_per_s * pct_out / 100,
-                counter_base: u64::from(i) * 1_000_000,
-                mac: mac(0, i),
-            }
-        })
-        .collect()
+    (1..=count).map(|i| ethernet_port(i, speed_mbps)).collect()
+}
+
+/// Port `i` (eth`i`) at `speed_mbps`, up, carrying a different but deterministic share (1–30 %)
+/// of its speed each way.
+pub fn ethernet_port(i: u32, speed_mbps: u32) -> PortSpec {
+    let bytes_per_s = u64::from(speed_mbps) * 1_000_000 / 8;
+    let pct_in = 1 + u64::from(i * 7 % 30);
+    let pct_out = 1 + u64::from(i * 13 % 30);
+    PortSpec {
+        if_index: i,
+        name: format!("eth{i}"),
+        alias: format!("port {i}"),
+        speed_mbps,
+        mtu: 9000,
+        admin_up: true,
+        oper_up: true,
+        in_octets_per_s: bytes_per_s * pct_in / 100,
+        out_octets_per_s: bytes_per_s * pct_out / 100,
+        counter_base: u64::from(i) * 1_000_000,
+        mac: mac(0, i),
+    }
 }
 
 /// A port's MAC: `02` (locally administered: never a real vendor's, and never printable text,
@@ -191,6 +192,16 @@ pub fn port_counter_rates(if_index: u32, in_octets_per_s: u64, out_octets_per_s:
         x(12, out_mc, 64),
         x(13, out_bc, 64),
     ]
+}
+
+/// ifAdminStatus of a port.
+pub fn if_admin_status(if_index: u32) -> Oid {
+    oid(IF_ENTRY).child(&[7, if_index])
+}
+
+/// ifAlias of a port.
+pub fn if_alias(if_index: u32) -> Oid {
+    oid(IFX_ENTRY).child(&[18, if_index])
 }
 
 /// ifOperStatus of a port.

@@ -334,10 +334,11 @@ impl FabricModel {
 
     /// What `device`'s port `if_index` is used for.
     pub fn port_use(&self, device: usize, if_index: u32) -> PortUse {
-        if let Some(l) =
-            self.links_of(device).find(|l| l.ends_from(device).is_some_and(|(me, _)| me.if_index == if_index))
-        {
-            return PortUse::Fabric(l.index);
+        // A device's links are sorted by its own ifIndex: a binary search, not a scan (spines of
+        // large fabrics have thousands of links).
+        let at = |&l: &usize| self.links[l].ends_from(device).map_or(0, |(me, _)| me.if_index);
+        if let Ok(i) = self.device_links[device].binary_search_by_key(&if_index, at) {
+            return PortUse::Fabric(self.device_links[device][i]);
         }
         match self.devices[device].role {
             Role::Leaf | Role::Border => PortUse::Host,

@@ -10,12 +10,16 @@
 //!   the model, both ends of a cable from one record;
 //! - [`faults`] and [`running`]: faults (link down, BGP down, device down, reboot, counter
 //!   wrap, slow and malformed agents) injected into a running [`Fabric`];
-//! - [`control`]: the line protocol on a loopback TCP port that `netwarden sim` serves.
+//! - [`control`]: the line protocol on a loopback TCP port that `netwarden sim` serves;
+//! - [`cli`] and [`ssh`]: each device's IOS/FRR-like CLI over SSH (russh server, password
+//!   login), whose configuration changes go through the same state as the faults;
+//! - [`traps`]: SNMPv2c notifications (linkDown/linkUp, coldStart, BGP) sent when state changes.
 //!
 //! Boundaries: the simulator only answers; it never polls, and nothing in it is used by the
 //! poller. It lives in `collector` because only this crate speaks SNMP.
 
 pub mod agent;
+pub mod cli;
 pub mod codec;
 pub mod control;
 pub mod device;
@@ -23,6 +27,8 @@ pub mod fabric;
 pub mod faults;
 pub mod mib;
 pub mod running;
+pub mod ssh;
+pub mod traps;
 pub mod wiring;
 
 pub use agent::{AgentBehaviour, AgentConfig, AgentStats, SharedMib, SimAgent, bind_agents};
@@ -31,4 +37,6 @@ pub use control::ControlServer;
 pub use fabric::{FabricModel, FabricSpec, Role};
 pub use faults::{Command, Fault};
 pub use mib::{BulkParams, Mib, MibValue};
-pub use running::{Fabric, FaultError};
+pub use running::{Fabric, FaultError, SshEndpoints};
+pub use ssh::{SimSsh, SimSshConfig};
+pub use traps::TrapSender;

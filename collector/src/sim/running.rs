@@ -4,17 +4,22 @@
 //! agent per device on loopback. [`Fabric::inject`] and [`Fabric::clear`] change the fault set
 //! and rewrite exactly what a fault touches on both ends (through [`wiring::apply_link_end`],
 //! the same code that built the MIBs), so a poll right after sees a consistent network.
+//! The devices' CLIs ([`super::cli`]) change the same state through [`Fabric::configure_port`]
+//! and [`Fabric::shut_bgp_neighbor`]. Every change that alters a port's oper status or a BGP
+//! session's state yields the notifications ([`super::traps`]) its devices send, once
+//! [`Fabric::send_traps`] named where to.
 
 use super::agent::{AgentBehaviour, AgentConfig, SharedMib, SimAgent};
 use super::codec::Malformed;
 use super::fabric::FabricModel;
 use super::faults::{Command, Fault, HELP};
-use super::wiring::{self, LinkState, Templates};
-use crate::inventory::{Device, SnmpCredentials};
+use super::traps::{Event, TrapSender};
+use super::wiring::{self, NetState, PortConfig, Templates};
+use crate::inventory::{Device, SnmpCredentials, SshAuth, SshCredentials};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// Counters moved by `counter-wrap` wrap this long after the fault at their rate.
@@ -29,23 +34,48 @@ pub enum FaultError {
     NoLink { a: String, b: String },
     #[error("{0} is an event, not a state: there is nothing to clear")]
     Event(String),
+    #[error("{device} has no port with ifIndex {if_index}")]
+    NoPort { device: String, if_index: u32 },
+    #[error("{device} has no BGP neighbor {peer}")]
+    NoNeighbor { device: String, peer: Ipv4Addr },
 }
 
-/// The faults in force, by device and link index.
+/// The faults in force and the devices' CLI settings, by device and link index.
 #[derive(Debug, Default)]
 struct FaultSet {
     links_down: BTreeSet<usize>,
-    /// Link → the device that shut the session.
-    bgp_down: BTreeMap<usize, usize>,
+    /// (link, the device that shut its BGP session): a `bgp-down` fault or the device's
+    /// `neighbor … shutdown`, which are the same state.
+    bgp_down: BTreeSet<(usize, usize)>,
     devices_down: BTreeSet<usize>,
     slow: BTreeMap<usize, Duration>,
     malformed: BTreeMap<usize, Malformed>,
+    /// (device, ifIndex) → what the device's CLI set on the port (not a fault: not listed or
+    /// cleared with them).
+    ports: BTreeMap<(usize, u32), PortConfig>,
 }
 
-impl FaultSet {
-    fn link_state(&self, link: usize) -> LinkState {
-        LinkState { up: !self.links_down.contains(&link), bgp_shut_by: self.bgp_down.get(&link).copied() }
+impl NetState for FaultSet {
+    fn cable_ok(&self, link: usize) -> bool {
+        !self.links_down.contains(&link)
     }
+
+    fn port(&self, device: usize, if_index: u32) -> PortConfig {
+        self.ports.get(&(device, if_index)).cloned().unwrap_or_default()
+    }
+
+    fn bgp_shut(&self, link: usize, device: usize) -> bool {
+        self.bgp_down.contains(&(link, device))
+    }
+}
+
+/// Where the served fabric's devices take SSH logins (set once SSH is served).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshEndpoints {
+    /// Per device, in model order.
+    pub addrs: Vec<SocketAddr>,
+    pub user: String,
+    pub password: String,
 }
 
 struct State {
@@ -60,6 +90,8 @@ pub struct Fabric {
     behaviours: Vec<Arc<AgentBehaviour>>,
     state: Mutex<State>,
     agents: Vec<SimAgent>,
+    traps: Option<TrapSender>,
+    ssh: OnceLock<SshEndpoints>,
 }
 
 impl Fabric {
@@ -74,6 +106,8 @@ impl Fabric {
             behaviours,
             state: Mutex::new(State { faults: FaultSet::default(), templates }),
             agents: Vec::new(),
+            traps: None,
+            ssh: OnceLock::new(),
         }
     }
 
@@ -120,6 +154,11 @@ impl Fabric {
         self.agent(device).map(SimAgent::target)
     }
 
+    /// The MIB of the device with this index in the model.
+    pub fn device_mib(&self, device: usize) -> &SharedMib {
+        &self.mibs[device]
+    }
+
     pub fn mib(&self, device: &str) -> Option<&SharedMib> {
         self.mibs.get(self.model.index_of(device)?)
     }
@@ -139,52 +178,89 @@ impl Fabric {
         Ok((l.index, da))
     }
 
-    /// Rewrites both ends of `link` for the current fault set; `reset_at`: a device whose
-    /// far-end neighbour rebooted (its established session flaps).
-    fn apply_link(&self, faults: &FaultSet, link: usize, reset_at: Option<usize>) {
+    /// From now on every state change sends SNMPv2c traps from the devices' agent addresses to
+    /// `targets` (loopback only), with the agents' community. Call after [`Fabric::serve`].
+    pub fn send_traps(&mut self, targets: Vec<SocketAddr>, community: &str) -> io::Result<()> {
+        let sources: Vec<IpAddr> = self.agents.iter().map(|a| a.local_addr().ip()).collect();
+        self.traps = Some(TrapSender::new(&sources, targets, community)?);
+        Ok(())
+    }
+
+    /// The trap sender, once [`Fabric::send_traps`] configured one.
+    pub fn trap_sender(&self) -> Option<&TrapSender> {
+        self.traps.as_ref()
+    }
+
+    /// Sends the traps for `events`, from devices whose agent is answering.
+    fn notify(&self, faults: &FaultSet, events: Vec<Event>) {
+        let Some(sender) = &self.traps else { return };
+        for e in events.into_iter().filter(|e| !faults.devices_down.contains(&e.device)) {
+            let mib = self.mibs[e.device].read();
+            sender.send(e.device, &e.kind, &mib);
+        }
+    }
+
+    /// Rewrites both ends of `link` for the current state; `reset_at`: a device whose far-end
+    /// neighbour rebooted (its established session flaps). Returns the notifications due.
+    fn apply_link(&self, faults: &FaultSet, link: usize, reset_at: Option<usize>) -> Vec<Event> {
         let l = &self.model.links[link];
+        let mut events = Vec::new();
         for d in [l.a.device, l.b.device] {
             if reset_at.is_some_and(|r| r != d) {
                 continue;
             }
+            let (me, far) = l.ends_from(d).expect("a device of the link");
             let mut mib = self.mibs[d].write();
             let uptime = mib.uptime(tokio::time::Instant::now());
-            wiring::apply_link_end(&mut mib, &self.model, l, d, faults.link_state(link), uptime, reset_at.is_some());
+            let changes = wiring::apply_link_end(&mut mib, &self.model, l, d, faults, uptime, reset_at.is_some());
+            events.extend(Event::of_link_end(d, me.if_index, far.addr, changes));
         }
+        events
+    }
+
+    /// Rewrites a port (and, for a cabled one, both ends of its link) after its CLI settings
+    /// changed. Returns the notifications due.
+    fn apply_port(&self, faults: &FaultSet, d: usize, if_index: u32) -> Vec<Event> {
+        if let super::fabric::PortUse::Fabric(link) = self.model.port_use(d, if_index) {
+            return self.apply_link(faults, link, None);
+        }
+        let mut mib = self.mibs[d].write();
+        let uptime = mib.uptime(tokio::time::Instant::now());
+        let oper = wiring::apply_port(&mut mib, &self.model, d, if_index, faults, uptime);
+        Event::of_link_end(d, if_index, Ipv4Addr::UNSPECIFIED, wiring::EndChanges { oper, ..Default::default() })
     }
 
     /// Injects a fault; injecting one already in force changes nothing.
     pub fn inject(&self, fault: &Fault) -> Result<(), FaultError> {
         let mut st = self.lock();
         let State { faults, templates } = &mut *st;
-        match fault {
+        let events = match fault {
             Fault::LinkDown { a, b } => {
                 let (link, _) = self.link(a, b)?;
-                if faults.links_down.insert(link) {
-                    self.apply_link(faults, link, None);
-                }
+                if faults.links_down.insert(link) { self.apply_link(faults, link, None) } else { Vec::new() }
             }
             Fault::BgpDown { a, b } => {
                 let (link, by) = self.link(a, b)?;
-                if faults.bgp_down.insert(link, by) != Some(by) {
-                    self.apply_link(faults, link, None);
-                }
+                if faults.bgp_down.insert((link, by)) { self.apply_link(faults, link, None) } else { Vec::new() }
             }
             Fault::DeviceDown { device } => {
                 let d = self.device(device)?;
                 faults.devices_down.insert(d);
                 self.behaviours[d].set_silent(true);
+                Vec::new()
             }
             Fault::Reboot { device } => {
                 let d = self.device(device)?;
-                let fresh = wiring::build_device(&self.model, templates, d, &|l| faults.link_state(l));
+                let fresh = wiring::build_device(&self.model, templates, d, faults);
                 *self.mibs[d].write() = fresh;
+                let mut events = vec![Event::cold_start(d)];
                 for l in self.model.links_of(d) {
                     let (_, far) = l.ends_from(d).expect("own link");
-                    if faults.link_state(l.index) == LinkState::UP {
-                        self.apply_link(faults, l.index, Some(far.device));
+                    if wiring::LinkState::of(&self.model, faults, l.index).established() {
+                        events.extend(self.apply_link(faults, l.index, Some(far.device)));
                     }
                 }
+                events
             }
             Fault::CounterWrap { device, bits } => {
                 let d = self.device(device)?;
@@ -193,6 +269,7 @@ impl Fabric {
                 for port in 1..=self.model.devices[d].ports {
                     wiring::wrap_port_counters(&mut mib, port, *bits, WRAP_AFTER_S, uptime);
                 }
+                Vec::new()
             }
             Fault::Slow { device, latency } => {
                 let d = self.device(device)?;
@@ -202,52 +279,132 @@ impl Fabric {
                     faults.slow.insert(d, *latency);
                 }
                 self.behaviours[d].set_extra_latency(*latency);
+                Vec::new()
             }
             Fault::Malformed { device, mode } => {
                 let d = self.device(device)?;
                 faults.malformed.insert(d, *mode);
                 self.behaviours[d].set_malformed(Some(*mode));
+                Vec::new()
             }
-        }
+        };
+        self.notify(faults, events);
         Ok(())
     }
 
-    /// Takes a fault back (its mode or latency does not matter for `Malformed` and `Slow`);
-    /// clearing one not in force changes nothing.
+    /// Takes a fault back (its mode or latency does not matter for `Malformed` and `Slow`; `bgp-up`
+    /// brings the session back whichever end shut it); clearing one not in force changes nothing.
     pub fn clear(&self, fault: &Fault) -> Result<(), FaultError> {
         let mut st = self.lock();
         let faults = &mut st.faults;
-        match fault {
+        let events = match fault {
             Fault::LinkDown { a, b } => {
                 let (link, _) = self.link(a, b)?;
-                if faults.links_down.remove(&link) {
-                    self.apply_link(faults, link, None);
-                }
+                if faults.links_down.remove(&link) { self.apply_link(faults, link, None) } else { Vec::new() }
             }
             Fault::BgpDown { a, b } => {
                 let (link, _) = self.link(a, b)?;
-                if faults.bgp_down.remove(&link).is_some() {
-                    self.apply_link(faults, link, None);
-                }
+                let before = faults.bgp_down.len();
+                faults.bgp_down.retain(|&(l, _)| l != link);
+                if faults.bgp_down.len() != before { self.apply_link(faults, link, None) } else { Vec::new() }
             }
             Fault::DeviceDown { device } => {
                 let d = self.device(device)?;
-                faults.devices_down.remove(&d);
                 self.behaviours[d].set_silent(false);
+                // An agent that comes back announces itself as a restarted agent does.
+                if faults.devices_down.remove(&d) { vec![Event::cold_start(d)] } else { Vec::new() }
             }
             Fault::Slow { device, .. } => {
                 let d = self.device(device)?;
                 faults.slow.remove(&d);
                 self.behaviours[d].set_extra_latency(Duration::ZERO);
+                Vec::new()
             }
             Fault::Malformed { device, .. } => {
                 let d = self.device(device)?;
                 faults.malformed.remove(&d);
                 self.behaviours[d].set_malformed(None);
+                Vec::new()
             }
             Fault::Reboot { .. } | Fault::CounterWrap { .. } => return Err(FaultError::Event(fault.to_string())),
+        };
+        self.notify(faults, events);
+        Ok(())
+    }
+
+    /// `device`'s port `if_index` as its CLI changes it: `shutdown` / `no shutdown`
+    /// (`Some(true)` / `Some(false)`) and `description` (`Some(Some(text))`, `Some(None)` for
+    /// `no description`); `None` leaves a setting alone. A cabled port's peer sees the change
+    /// too (oper down, BGP Active at both ends while shut).
+    pub fn configure_port(
+        &self,
+        device: usize,
+        if_index: u32,
+        shutdown: Option<bool>,
+        description: Option<Option<String>>,
+    ) -> Result<(), FaultError> {
+        let name = &self.model.devices[device].name;
+        if if_index == 0 || if_index > self.model.devices[device].ports {
+            return Err(FaultError::NoPort { device: name.clone(), if_index });
+        }
+        let mut st = self.lock();
+        let faults = &mut st.faults;
+        let cfg = faults.ports.entry((device, if_index)).or_default();
+        if let Some(shut) = shutdown {
+            cfg.shutdown = Some(shut);
+        }
+        if let Some(text) = description {
+            cfg.description = text;
+        }
+        let events = self.apply_port(faults, device, if_index);
+        self.notify(faults, events);
+        Ok(())
+    }
+
+    /// `neighbor PEER shutdown` (`shut`) or `no neighbor PEER shutdown` on `device`: the same
+    /// state as a `bgp-down` fault from `device`, but only this end's shutdown is taken back.
+    pub fn shut_bgp_neighbor(&self, device: usize, peer: Ipv4Addr, shut: bool) -> Result<(), FaultError> {
+        let link = self
+            .model
+            .links_of(device)
+            .find(|l| l.ends_from(device).is_some_and(|(_, far)| far.addr == peer))
+            .map(|l| l.index)
+            .ok_or_else(|| FaultError::NoNeighbor { device: self.model.devices[device].name.clone(), peer })?;
+        let mut st = self.lock();
+        let faults = &mut st.faults;
+        let changed =
+            if shut { faults.bgp_down.insert((link, device)) } else { faults.bgp_down.remove(&(link, device)) };
+        if changed {
+            let events = self.apply_link(faults, link, None);
+            self.notify(faults, events);
         }
         Ok(())
+    }
+
+    /// `device`'s configuration as its CLI shows it (`show running-config`).
+    pub fn device_config(&self, device: usize) -> super::cli::DeviceConfig {
+        let st = self.lock();
+        let faults = &st.faults;
+        let d = &self.model.devices[device];
+        let interfaces = (1..=d.ports)
+            .map(|i| {
+                let p = wiring::port_view(&self.model, device, i, faults);
+                super::cli::InterfaceConfig { name: p.name, description: p.alias, shutdown: !p.admin_up }
+            })
+            .collect();
+        let neighbors = self
+            .model
+            .links_of(device)
+            .map(|l| {
+                let (_, far) = l.ends_from(device).expect("own link");
+                super::cli::NeighborConfig {
+                    addr: far.addr,
+                    remote_as: self.model.devices[far.device].asn,
+                    shutdown: faults.bgp_shut(l.index, device),
+                }
+            })
+            .collect();
+        super::cli::DeviceConfig { hostname: d.name.clone(), asn: d.asn, router_id: d.loopback, interfaces, neighbors }
     }
 
     /// Clears every fault in force that names `device`.
@@ -284,7 +441,7 @@ impl Fabric {
             let (a, b) = ends(link);
             out.push(Fault::LinkDown { a, b });
         }
-        for (&link, &by) in &f.bgp_down {
+        for &(link, by) in &f.bgp_down {
             let l = &self.model.links[link];
             let other = if l.a.device == by { l.b.device } else { l.a.device };
             out.push(Fault::BgpDown { a: name(by), b: name(other) });
@@ -314,7 +471,8 @@ impl Fabric {
     }
 
     /// The inventory of the served fabric: one device per agent, with its role, site `site`
-    /// and tags (`sim`, `fabric`, the role, `as<ASN>`), as `netwarden inventory import` takes.
+    /// and tags (`sim`, `fabric`, the role, `as<ASN>`), and its SSH login once SSH is served,
+    /// as `netwarden inventory import` takes.
     pub fn inventory(&self, site: &str, community: &str) -> Vec<Device> {
         self.agents
             .iter()
@@ -330,11 +488,25 @@ impl Fabric {
                 platform: Some("sim-fabric".to_string()),
                 tags: vec!["sim".into(), "fabric".into(), d.role.as_str().into(), format!("as{}", d.asn)],
                 snmp: SnmpCredentials::V2c { community: community.to_string() },
-                ssh: None,
+                ssh: self.ssh.get().map(|s| SshCredentials {
+                    user: s.user.clone(),
+                    auth: SshAuth::Password(s.password.clone()),
+                    port: s.addrs[d.index].port(),
+                }),
                 poll_interval: None,
                 backup_interval: None,
             })
             .collect()
+    }
+
+    /// Records where the devices take SSH logins (once; by [`super::ssh::SimSsh::bind`]).
+    pub(crate) fn set_ssh(&self, endpoints: SshEndpoints) -> bool {
+        self.ssh.set(endpoints).is_ok()
+    }
+
+    /// Where the devices take SSH logins, once served.
+    pub fn ssh(&self) -> Option<&SshEndpoints> {
+        self.ssh.get()
     }
 
     /// Stops every agent and waits for delayed responses to finish.

@@ -2,14 +2,16 @@
 //! ipAddrTable, BGP4-MIB, OSPF-MIB and LLDP-MIB, so that both ends of every cable agree.
 //!
 //! Everything a cable contributes to one device goes through [`apply_link_end`], at build time
-//! and again whenever the cable's state changes (a fault injected or cleared): ifOperStatus and
-//! ifLastChange, the port's counter rates, the LLDP neighbour row, the OSPF neighbour and
-//! interface state, and the BGP peer row with its FSM bookkeeping (established transitions and
-//! time). The columns served are the ones the lab's FRR + lldpd + net-snmp agents serve
+//! and again whenever the cable's state changes (a fault injected or cleared, a port shut or a
+//! BGP neighbor shut from a device's CLI): ifAdminStatus, ifOperStatus and ifLastChange, ifAlias,
+//! the port's counter rates, the LLDP neighbour row, the OSPF neighbour and interface state, and
+//! the BGP peer row with its FSM bookkeeping (established transitions and time). The state comes
+//! from a [`NetState`] (the running fabric's faults and CLI settings), and what changed comes back
+//! as [`EndChanges`] for the notifications. The columns served are the ones the lab's FRR + lldpd + net-snmp agents serve
 //! (collector/testdata/routing/frr-spine1.walk), with the same types.
 
 use super::device::{self, PortSpec, SystemInfo};
-use super::fabric::{FabricDevice, FabricLink, FabricModel, LinkEnd, Role};
+use super::fabric::{FabricDevice, FabricLink, FabricModel, LinkEnd, PortUse, Role};
 use super::mib::{Mib, MibValue};
 use crate::snmp::{Oid, Value};
 use std::collections::HashMap;
@@ -58,17 +60,76 @@ fn text(s: &str) -> Value {
     Value::OctetString(s.as_bytes().to_vec())
 }
 
-/// The state of one cable as the fault set sees it.
+/// A port's settings from the device's CLI; `None` keeps the model's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortConfig {
+    /// ifAlias (and the LLDP port description).
+    pub description: Option<String>,
+    /// Administratively down (`shutdown`); by default fabric and host ports are up, unused
+    /// ports down.
+    pub shutdown: Option<bool>,
+}
+
+/// What the wiring renders besides the model: the faults in force and what the devices' CLIs
+/// changed. Implemented by the running fabric's state; [`Pristine`] is a fresh fabric.
+pub trait NetState {
+    /// False while a link-down fault cuts the cable.
+    fn cable_ok(&self, link: usize) -> bool;
+    /// The CLI settings of `device`'s port `if_index`.
+    fn port(&self, device: usize, if_index: u32) -> PortConfig;
+    /// Whether `device` administratively shut its BGP session on `link`.
+    fn bgp_shut(&self, link: usize, device: usize) -> bool;
+}
+
+/// A fresh fabric: every cable up, no CLI changes.
+pub struct Pristine;
+
+impl NetState for Pristine {
+    fn cable_ok(&self, _: usize) -> bool {
+        true
+    }
+    fn port(&self, _: usize, _: u32) -> PortConfig {
+        PortConfig::default()
+    }
+    fn bgp_shut(&self, _: usize, _: usize) -> bool {
+        false
+    }
+}
+
+/// The state of one cable: carrier and its BGP session's administrative shutdowns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkState {
-    /// Carrier on both ends (false: link-down fault).
+    /// Frames pass: no link-down fault and neither port administratively down.
     pub up: bool,
-    /// The device (index) that administratively shut the BGP session on this link, if any.
-    pub bgp_shut_by: Option<usize>,
+    /// Whether the `a` and the `b` end shut the BGP session.
+    pub bgp_shut: [bool; 2],
 }
 
 impl LinkState {
-    pub const UP: LinkState = LinkState { up: true, bgp_shut_by: None };
+    pub fn of(model: &FabricModel, net: &dyn NetState, link: usize) -> LinkState {
+        let l = &model.links[link];
+        let admin_up = |e: LinkEnd| !net.port(e.device, e.if_index).shutdown.unwrap_or(false);
+        LinkState {
+            up: net.cable_ok(link) && admin_up(l.a) && admin_up(l.b),
+            bgp_shut: [net.bgp_shut(link, l.a.device), net.bgp_shut(link, l.b.device)],
+        }
+    }
+
+    /// Up, and the BGP session not shut at either end.
+    pub fn established(&self) -> bool {
+        self.up && self.bgp_shut == [false, false]
+    }
+}
+
+/// What rewriting one port or one link end changed, for the notifications a device sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndChanges {
+    /// The port's new ifOperStatus (true: up), if it changed.
+    pub oper: Option<bool>,
+    /// The BGP session on the link left Established (a backward transition).
+    pub bgp_left: bool,
+    /// The BGP session on the link entered Established.
+    pub bgp_entered: bool,
 }
 
 /// sysDescr of a fabric device (also its neighbours' lldpRemSysDesc).
@@ -131,48 +192,107 @@ fn add_lldp_local(mib: &mut Mib, name: &str, descr: &str, chassis: [u8; 6], port
     }
 }
 
-/// A fabric device's ports: cabled ones named after the far end and carrying the link's traffic
-/// (none while down), host ports with the default traffic model, unused ports shut.
-fn ports_of(model: &FabricModel, d: &FabricDevice, link_state: &dyn Fn(usize) -> LinkState) -> Vec<PortSpec> {
-    let mut ports = device::ethernet_ports(d.ports, model.spec.speed_mbps);
+/// One port of a fabric device as the model and the CLI make it: a cabled one named after the
+/// far end and carrying the link's traffic (none while down), a host port with the default
+/// traffic model, an unused port shut; then the CLI's description and shutdown on top.
+fn port_spec(
+    model: &FabricModel,
+    d: &FabricDevice,
+    if_index: u32,
+    link: Option<&FabricLink>,
+    net: &dyn NetState,
+) -> PortSpec {
+    let mut p = device::ethernet_port(if_index, model.spec.speed_mbps);
+    p.mac = device::mac(d.number(), if_index);
     let host = matches!(d.role, Role::Leaf | Role::Border);
-    for p in &mut ports {
-        p.mac = device::mac(d.number(), p.if_index);
-        if host {
-            p.alias = format!("host port {}", p.if_index);
-        } else {
+    let mut carrier = host;
+    match link {
+        Some(l) => {
+            let (_, far) = l.ends_from(d.index).expect("a device's own link");
+            (p.in_octets_per_s, p.out_octets_per_s) = l.rates_at(d.index);
+            p.alias = fabric_alias(model, far);
+            p.admin_up = true;
+            carrier = LinkState::of(model, net, l.index).up;
+        }
+        None if host => p.alias = format!("host port {if_index}"),
+        None => {
             p.alias = "unused".to_string();
-            (p.admin_up, p.oper_up) = (false, false);
+            p.admin_up = false;
         }
     }
-    for l in model.links_of(d.index) {
-        let (me, far) = l.ends_from(d.index).expect("a device's own link");
-        let p = &mut ports[me.if_index as usize - 1];
-        let (in_rate, out_rate) = l.rates_at(d.index);
-        p.alias = fabric_alias(model, far);
-        p.admin_up = true;
-        p.oper_up = link_state(l.index).up;
-        p.in_octets_per_s = in_rate;
-        p.out_octets_per_s = out_rate;
+    let cfg = net.port(d.index, if_index);
+    if let Some(shut) = cfg.shutdown {
+        p.admin_up = !shut;
     }
-    ports
+    if let Some(text) = cfg.description {
+        p.alias = text;
+    }
+    p.oper_up = p.admin_up && carrier;
+    if !p.oper_up {
+        (p.in_octets_per_s, p.out_octets_per_s) = (0, 0);
+    }
+    p
 }
 
-/// Builds device `d`'s whole MIB, its clock starting now, with every cable in the state
-/// `link_state` gives (all up for a fresh fabric; the current faults after a reboot).
-pub fn build_device(
+/// Every port of a fabric device (see [`port_spec`]).
+fn ports_of(model: &FabricModel, d: &FabricDevice, net: &dyn NetState) -> Vec<PortSpec> {
+    let mut links: Vec<Option<&FabricLink>> = vec![None; d.ports as usize];
+    for l in model.links_of(d.index) {
+        let (me, _) = l.ends_from(d.index).expect("a device's own link");
+        links[me.if_index as usize - 1] = Some(l);
+    }
+    (1..=d.ports).map(|i| port_spec(model, d, i, links[i as usize - 1], net)).collect()
+}
+
+/// Rewrites what port `if_index` of device `d` shows in IF-MIB and LLDP's local port table for
+/// the current state, as of `uptime`: admin and oper status (ifLastChange when oper changes),
+/// alias and the counters' rates. Returns the new oper status if it changed.
+pub fn apply_port(
+    mib: &mut Mib,
     model: &FabricModel,
-    templates: &mut Templates,
     d: usize,
-    link_state: &dyn Fn(usize) -> LinkState,
-) -> Mib {
+    if_index: u32,
+    net: &dyn NetState,
+    uptime: Duration,
+) -> Option<bool> {
+    let p = port_view(model, d, if_index, net);
+    let status = |on: bool| Value::Integer(if on { 1 } else { 2 });
+    mib.insert(device::if_admin_status(if_index), status(p.admin_up));
+    let oper = device::if_oper_status(if_index);
+    let changed = int_of(mib, &oper) != Some(if p.oper_up { 1 } else { 2 });
+    if changed {
+        mib.insert(oper, status(p.oper_up));
+        mib.insert(device::if_last_change(if_index), Value::TimeTicks((uptime.as_millis() / 10) as u32));
+    }
+    mib.insert(device::if_alias(if_index), text(&p.alias));
+    mib.insert(oid(LLDP_LOC_PORT_ENTRY).child(&[4, if_index]), text(&p.alias));
+    for (counter, rate, _) in device::port_counter_rates(if_index, p.in_octets_per_s, p.out_octets_per_s) {
+        if let Some(v) = mib.entry_mut(&counter) {
+            v.set_rate(rate, uptime);
+        }
+    }
+    changed.then_some(p.oper_up)
+}
+
+/// Port `if_index` of device `d` as the model and the CLI make it (name, alias, status, rates).
+pub fn port_view(model: &FabricModel, d: usize, if_index: u32, net: &dyn NetState) -> PortSpec {
+    let link = match model.port_use(d, if_index) {
+        PortUse::Fabric(l) => Some(&model.links[l]),
+        PortUse::Host | PortUse::Unused => None,
+    };
+    port_spec(model, &model.devices[d], if_index, link, net)
+}
+
+/// Builds device `d`'s whole MIB, its clock starting now, for the state `net` gives (all up
+/// for a fresh fabric; the current faults and CLI settings after a reboot).
+pub fn build_device(model: &FabricModel, templates: &mut Templates, d: usize, net: &dyn NetState) -> Mib {
     let dev = &model.devices[d];
     let mut mib = templates.get(dev.ports, model.spec.speed_mbps).clone();
     mib.restart();
     let descr = sys_descr(dev);
     let sys = SystemInfo { descr: descr.clone(), location: format!("sim {}", dev.role), ..SystemInfo::new(&dev.name) };
     device::add_system(&mut mib, &sys);
-    let ports = ports_of(model, dev, link_state);
+    let ports = ports_of(model, dev, net);
     device::add_interfaces(&mut mib, &ports);
     add_lldp_local(&mut mib, &dev.name, &descr, dev.chassis_mac(), &ports);
     mib.insert(oid(BGP_LOCAL_AS), as_integer(dev.asn));
@@ -181,7 +301,7 @@ pub fn build_device(
     for l in model.links_of(d) {
         let (me, _) = l.ends_from(d).expect("a device's own link");
         add_link_addresses(&mut mib, me);
-        apply_link_end(&mut mib, model, l, d, link_state(l.index), Duration::ZERO, false);
+        apply_link_end(&mut mib, model, l, d, net, Duration::ZERO, false);
     }
     mib
 }
@@ -230,35 +350,24 @@ fn counter_of(mib: &Mib, o: &Oid) -> u32 {
     }
 }
 
-/// Writes everything link `l` contributes to device `d`'s MIB for `state`, as of `uptime`
-/// (the device's clock). `session_reset`: the far end rebooted, so an established BGP session
-/// went down and came back (one more transition, established time from now).
+/// Writes everything link `l` contributes to device `d`'s MIB for the state `net` gives, as of
+/// `uptime` (the device's clock). `session_reset`: the far end rebooted, so an established BGP
+/// session went down and came back (one more transition, established time from now).
 pub fn apply_link_end(
     mib: &mut Mib,
     model: &FabricModel,
     l: &FabricLink,
     d: usize,
-    state: LinkState,
+    net: &dyn NetState,
     uptime: Duration,
     session_reset: bool,
-) {
+) -> EndChanges {
     let (me, far) = l.ends_from(d).expect("apply_link_end on a device of the link");
     let far_dev = &model.devices[far.device];
-    let ticks = Value::TimeTicks((uptime.as_millis() / 10) as u32);
+    let state = LinkState::of(model, net, l.index);
 
-    // IF-MIB: status, last change, traffic.
-    let oper = device::if_oper_status(me.if_index);
-    let was_up = int_of(mib, &oper) == Some(1);
-    if was_up != state.up {
-        mib.insert(oper, Value::Integer(if state.up { 1 } else { 2 }));
-        mib.insert(device::if_last_change(me.if_index), ticks.clone());
-    }
-    let (in_rate, out_rate) = if state.up { l.rates_at(d) } else { (0, 0) };
-    for (counter, rate, _) in device::port_counter_rates(me.if_index, in_rate, out_rate) {
-        if let Some(v) = mib.entry_mut(&counter) {
-            v.set_rate(rate, uptime);
-        }
-    }
+    // IF-MIB: status, last change, alias, traffic.
+    let oper = apply_port(mib, model, d, me.if_index, net, uptime);
 
     // LLDP: the neighbour is known while the cable carries frames.
     let rem = oid(LLDP_REM_ENTRY);
@@ -270,7 +379,7 @@ pub fn apply_link_end(
         (5, Value::OctetString(far_dev.chassis_mac().to_vec())),
         (6, Value::Integer(5)),
         (7, text(&port_name(far.if_index))),
-        (8, text(&fabric_alias(model, me))),
+        (8, text(&port_view(model, far.device, far.if_index, net).alias)),
         (9, text(&far_dev.name)),
         (10, text(&sys_descr(far_dev))),
         // bridge(2) and router(4) supported and enabled, as BITS.
@@ -319,7 +428,8 @@ pub fn apply_link_end(
         set_present(mib, o, v, state.up);
     }
 
-    apply_bgp_peer(mib, l, d, state, uptime, session_reset, far_dev);
+    let (bgp_left, bgp_entered) = apply_bgp_peer(mib, l, d, state, uptime, session_reset, far_dev);
+    EndChanges { oper, bgp_left, bgp_entered }
 }
 
 /// Inserts `o` when `present`, else removes it (a table row that exists only in some states).
@@ -331,7 +441,8 @@ fn set_present(mib: &mut Mib, o: Oid, v: Value, present: bool) {
     }
 }
 
-/// The bgpPeerTable row for the session on link `l`, seen from device `d`.
+/// The bgpPeerTable row for the session on link `l`, seen from device `d`. Returns whether the
+/// session (left, entered) Established.
 fn apply_bgp_peer(
     mib: &mut Mib,
     l: &FabricLink,
@@ -340,17 +451,19 @@ fn apply_bgp_peer(
     uptime: Duration,
     session_reset: bool,
     far_dev: &FabricDevice,
-) {
+) -> (bool, bool) {
     let (me, far) = l.ends_from(d).expect("a device of the link");
     let entry = oid(BGP_PEER_ENTRY);
     let peer = ip_arcs(far.addr);
     let cell = |col: u32| entry.child(&[col]).child(&peer);
-    let shut_here = state.bgp_shut_by == Some(d);
-    let new_state = match (state.up, state.bgp_shut_by) {
-        (true, None) => BGP_ESTABLISHED,
-        // The side that shut the session stays Idle; the other keeps trying (Active).
-        (_, Some(_)) if shut_here => BGP_IDLE,
-        _ => BGP_ACTIVE,
+    let shut_here = state.bgp_shut[usize::from(l.a.device != d)];
+    // The side that shut the session stays Idle; the other keeps trying (Active).
+    let new_state = if shut_here {
+        BGP_IDLE
+    } else if state.established() {
+        BGP_ESTABLISHED
+    } else {
+        BGP_ACTIVE
     };
     let prev_state = int_of(mib, &cell(2));
     let mut transitions = counter_of(mib, &cell(15));
@@ -374,7 +487,7 @@ fn apply_bgp_peer(
         (true, true) => (179, ephemeral),
         (true, false) => (ephemeral, 179),
     };
-    let last_error = if state.bgp_shut_by.is_some() {
+    let last_error = if state.bgp_shut.contains(&true) {
         CEASE_ADMIN_SHUTDOWN.to_vec()
     } else {
         match mib.entry(&cell(14)) {
@@ -411,6 +524,8 @@ fn apply_bgp_peer(
     for (col, v) in cells {
         mib.insert(cell(col), v);
     }
+    let was_established = prev_state == Some(BGP_ESTABLISHED);
+    (was_established && (!up || session_reset), entered && prev_state.is_some())
 }
 
 /// Moves every running counter of `if_index` (of width `bits`) to just below its wrap point so
@@ -437,5 +552,5 @@ pub fn wrap_port_counters(mib: &mut Mib, if_index: u32, bits: u8, secs: u64, upt
 
 /// Builds every device of `model` (all cables up).
 pub fn build_all(model: &FabricModel, templates: &mut Templates) -> Vec<Mib> {
-    (0..model.devices.len()).map(|d| build_device(model, templates, d, &|_| LinkState::UP)).collect()
+    (0..model.devices.len()).map(|d| build_device(model, templates, d, &Pristine)).collect()
 }

@@ -62,6 +62,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("cisco-ios.toml", include_str!("../../profiles/cisco-ios.toml")),
     ("arista-eos.toml", include_str!("../../profiles/arista-eos.toml")),
     ("junos.toml", include_str!("../../profiles/junos.toml")),
+    ("netwarden-sim.toml", include_str!("../../profiles/netwarden-sim.toml")),
 ];
 
 /// What a profile's configuration nesting looks like.
@@ -412,7 +413,7 @@ mod tests {
         for (file, text) in BUILTIN {
             compile(file, text).unwrap_or_else(|e| panic!("{e}"));
         }
-        assert_eq!(Profiles::builtin().names(), vec!["arista-eos", "cisco-ios", "frr", "junos"]);
+        assert_eq!(Profiles::builtin().names(), vec!["arista-eos", "cisco-ios", "frr", "junos", "netwarden-sim"]);
     }
 
     #[test]
