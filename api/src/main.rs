@@ -150,6 +150,9 @@ enum RulesCommand {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// Compile an alerting file (its rule files, receivers, route, escalations, inhibition,
+    /// maintenance windows) and report every error. Exits 1 when there is any.
+    CheckAlerting { file: PathBuf },
     /// Run rule unit tests (input series at times, expected alerts at times). Exits 1 on failure.
     Test {
         #[arg(required = true)]
@@ -163,6 +166,26 @@ fn rules_command(cmd: RulesCommand) -> std::process::ExitCode {
         RulesCommand::Check { files } => match rules::rule::load(&files) {
             Ok(rules) => {
                 println!("ok: {} rule(s) in {} file(s)", rules.len(), files.len());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} error(s)", errors.len());
+                ExitCode::FAILURE
+            }
+        },
+        RulesCommand::CheckAlerting { file } => match rules::config::Alerting::load(Some(&file), "http://localhost") {
+            Ok(a) => {
+                let routes = a.routing.as_ref().map_or(0, |r| r.routes.len());
+                println!(
+                    "ok: {} rule(s), {} receiver(s), {routes} route(s), {} inhibit rule(s), {} maintenance window(s)",
+                    a.rules.len(),
+                    a.receivers.len(),
+                    a.inhibit.len(),
+                    a.windows.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(errors) => {

@@ -69,3 +69,25 @@ fn a_failing_rule_test_names_the_expectation() {
     assert!(out.contains(":10: at 1m: firing alerts differ"), "{out}");
     assert!(out.contains("alertname=DeviceDown"), "{out}");
 }
+
+/// The alerting file shown in the README compiles; a broken one reports every mistake.
+#[test]
+fn the_readme_alerting_file_checks_and_mistakes_are_all_reported() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find("# alerting.yaml").expect("the README shows an alerting file");
+    let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("alerting.yaml");
+    std::fs::write(&good, yaml).unwrap();
+    let (code, out, err) = run(&["rules", "check-alerting", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("4 receiver(s)") && out.contains("1 maintenance window(s)"), "{out}");
+
+    let bad = dir.path().join("bad.yaml");
+    let broken = yaml.replace("receiver: pager,", "receiver: nobody,").replace("0 3 * * 0", "at three");
+    std::fs::write(&bad, broken).unwrap();
+    let (code, _, err) = run(&["rules", "check-alerting", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown receiver \"nobody\"") && err.contains("at three"), "{err}");
+    assert!(err.contains("2 error(s)"), "{err}");
+}
