@@ -17,6 +17,7 @@ use crate::source::{DeviceMeta, SeriesKey};
 use crate::store::{self, StoredAlert};
 use crate::suppress::{self, Silence};
 use chrono::{DateTime, Utc};
+use futures_util::future::try_join_all;
 use collector::observe::Observation;
 use collector::scheduler::ScheduledDevice;
 use collector::topology::Topology;
@@ -654,23 +655,23 @@ impl Service {
         let client: &mut tokio_postgres::Client = &mut conn;
         let tx = client.transaction().await.map_err(db)?;
         let u = &self.unwritten;
-        for t in &u.transitions {
-            store::record_transition(&tx, t).await.map_err(db)?;
-        }
-        for (fp, ack, at) in &u.acks {
+        // Statements of one kind are pipelined on the connection (sent in order without waiting for
+        // each answer); the kinds follow each other, so an alert row exists before its ack or suppression.
+        try_join_all(u.transitions.iter().map(|t| store::record_transition(&tx, t))).await.map_err(db)?;
+        try_join_all(u.acks.iter().map(|(fp, ack, at)| {
             let (by, comment, until) = match ack {
                 Some(a) => (Some(a.by.as_str()), a.comment.as_deref(), a.until),
                 None => (None, None, None),
             };
-            store::set_ack(&tx, fp, by, comment, until, *at).await.map_err(db)?;
-        }
-        for (fp, sup, at) in &u.suppressions {
-            store::record_suppression(&tx, fp, sup.as_ref(), *at).await.map_err(db)?;
-        }
+            store::set_ack(&tx, fp, by, comment, until, *at)
+        }))
+        .await
+        .map_err(db)?;
+        try_join_all(u.suppressions.iter().map(|(fp, sup, at)| store::record_suppression(&tx, fp, sup.as_ref(), *at)))
+            .await
+            .map_err(db)?;
         if let Some((changed, stale)) = groups {
-            for (key, _, json) in changed {
-                store::save_group_json(&tx, key, json).await.map_err(db)?;
-            }
+            try_join_all(changed.iter().map(|(key, _, json)| store::save_group_json(&tx, key, json))).await.map_err(db)?;
             store::delete_groups(&tx, stale).await.map_err(db)?;
         }
         store::enqueue_all(&tx, &u.notifications).await?;

@@ -367,9 +367,9 @@ pub async fn expire_silence(db: &impl GenericClient, id: i64, now: DateTime<Utc>
 
 /// Enqueues notifications in the caller's transaction.
 pub async fn enqueue_all(db: &impl GenericClient, ns: &[Notification]) -> Result<(), String> {
-    for n in ns {
-        crate::outbox::enqueue(db, n).await.map_err(|e| e.to_string())?;
-    }
+    futures_util::future::try_join_all(ns.iter().map(|n| crate::outbox::enqueue(db, n)))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -265,7 +265,7 @@ impl Drop for SmtpServer {
 }
 
 /// A real Alertmanager (Debian's `prometheus-alertmanager`) on 127.0.0.1 with clustering off, routing every
-/// alert (grouped by alertname and device, `group_wait` 1s) to a webhook receiver named `capture`.
+/// alert (by default grouped by alertname and device, `group_wait` 1s) to a webhook receiver named `capture`.
 pub struct Alertmanager {
     pub port: u16,
     child: Child,
@@ -276,10 +276,16 @@ pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
 impl Alertmanager {
     pub fn start(webhook_url: &str) -> Alertmanager {
+        Self::start_with(webhook_url, &["alertname", "device"], "1s")
+    }
+
+    /// Alertmanager grouping by `group_by` with this `group_wait` (group_interval 1s, repeat 1h).
+    pub fn start_with(webhook_url: &str, group_by: &[&str], group_wait: &str) -> Alertmanager {
         require_program(ALERTMANAGER, "prometheus-alertmanager");
         let dir = tempfile::Builder::new().prefix("nw-am-").tempdir().expect("a temp dir for Alertmanager");
+        let group_by = group_by.join(", ");
         let config = format!(
-            "route:\n  receiver: capture\n  group_by: [alertname, device]\n  group_wait: 1s\n  group_interval: 1s\n  \
+            "route:\n  receiver: capture\n  group_by: [{group_by}]\n  group_wait: {group_wait}\n  group_interval: 1s\n  \
              repeat_interval: 1h\nreceivers:\n  - name: capture\n    webhook_configs:\n      - url: '{webhook_url}'\n        \
              send_resolved: true\n        max_alerts: 0\n"
         );

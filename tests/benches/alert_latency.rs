@@ -1,0 +1,318 @@
+//! Benchmark 5: alert → webhook latency, netwarden's alert service versus Debian's Alertmanager with
+//! equivalent grouping, in the same run, into the same webhook receiver on 127.0.0.1.
+//!
+//! netwarden: the real alert service (`rules::service`) over a private PostgreSQL, with its outbox
+//! worker and webhook notifier, fed a poll observation of one device with N interfaces. The clock
+//! starts when the observation that turns interfaces down is handed to the service, and stops when
+//! the webhook receives the alert, so it covers rule evaluation, the alert transaction (alert rows,
+//! history, groups, outbox rows) and delivery. Alertmanager: the clock starts when the alerts are
+//! posted to `/api/v2/alerts` (already evaluated, as Prometheus would send them) and stops at the
+//! same receiver. Both group by `[alertname, device, interface]` with `group_wait: 0s`, so every
+//! alert is its own group and notification.
+//! Cases: one alert at a time (repeated, each resolved before the next), and a burst of N distinct
+//! groups at once (default 2,000). Reported: p50, p95 and max per alert; the ratio is ours ÷ peer
+//! at p95.
+//!
+//! Usage: `cargo bench -p netwarden-tests --bench alert_latency` (needs PostgreSQL 15 server binaries
+//! and `/usr/bin/prometheus-alertmanager`). Environment: `NETWARDEN_BENCH_BURST` (default 2000),
+//! `NETWARDEN_BENCH_SINGLES` (default 20).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use chrono::Utc;
+use collector::counters::InterfaceRates;
+use collector::ifmib::{InterfaceRow, SystemInfo};
+use collector::inventory::{Device, SnmpCredentials};
+use collector::observe::{Observation, Outcome};
+use collector::poll::DevicePoll;
+use collector::scheduler::ScheduledDevice;
+use netwarden_tests::pg;
+use netwarden_tests::receivers::Alertmanager;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Receipt times of webhook alerts, by (status, interface label).
+#[derive(Default)]
+struct Receipts {
+    seen: Mutex<HashMap<(String, String), Instant>>,
+    arrived: Notify,
+}
+
+async fn receive(State(r): State<Arc<Receipts>>, body: Bytes) -> &'static str {
+    let now = Instant::now();
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut seen = r.seen.lock().unwrap();
+    for a in v["alerts"].as_array().cloned().unwrap_or_default() {
+        let key = (a["status"].as_str().unwrap_or("").to_string(), a["labels"]["interface"].as_str().unwrap_or("").to_string());
+        seen.entry(key).or_insert(now);
+    }
+    drop(seen);
+    r.arrived.notify_waiters();
+    "ok"
+}
+
+impl Receipts {
+    fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+
+    /// Waits until every `(status, interface)` has arrived; returns the receipt times in order.
+    async fn wait(&self, status: &str, interfaces: &[String]) -> Vec<Instant> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let arrived = self.arrived.notified();
+            {
+                let seen = self.seen.lock().unwrap();
+                let got: Vec<Instant> =
+                    interfaces.iter().filter_map(|i| seen.get(&(status.to_string(), i.clone())).copied()).collect();
+                if got.len() == interfaces.len() {
+                    return got;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{} of {} {status} alerts arrived within {WAIT:?}",
+                    got.len(),
+                    interfaces.len()
+                );
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), arrived).await;
+        }
+    }
+}
+
+async fn start_receiver() -> (String, Arc<Receipts>) {
+    let receipts = Arc::new(Receipts::default());
+    let app = Router::new().fallback(receive).with_state(receipts.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the webhook receiver");
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, receipts)
+}
+
+fn interface(i: usize) -> String {
+    format!("eth{i}")
+}
+
+/// A poll of device 1 where interfaces `0..down` are oper down (all admin up).
+fn observation(n: usize, down: std::ops::Range<usize>) -> Observation {
+    let interfaces = (0..n)
+        .map(|i| InterfaceRow {
+            if_index: i as u32 + 1,
+            name: Some(interface(i)),
+            speed_bps: Some(10_000_000_000),
+            admin_status: Some(1),
+            oper_status: Some(if down.contains(&i) { 2 } else { 1 }),
+            ..Default::default()
+        })
+        .collect();
+    let poll = DevicePoll {
+        target: "127.0.0.1:161".into(),
+        system: SystemInfo { sys_uptime_ticks: Some(100_000), ..Default::default() },
+        interfaces,
+        issues: Vec::new(),
+        stats: Default::default(),
+        duration: Duration::from_millis(5),
+        routing: None,
+        routing_error: None,
+    };
+    Observation {
+        device_id: 1,
+        device: "leaf001".into(),
+        at: Utc::now(),
+        outcome: Outcome::Polled { poll: Arc::new(poll), rates: Arc::new(vec![InterfaceRates::default(); n]) },
+    }
+}
+
+fn device() -> ScheduledDevice {
+    let device = Device {
+        id: Some(1),
+        name: "leaf001".into(),
+        host: "127.0.0.1".into(),
+        snmp_port: 161,
+        site: Some("bench".into()),
+        role: Some("leaf".into()),
+        vendor: None,
+        platform: None,
+        tags: vec![],
+        snmp: SnmpCredentials::V2c { community: "public".into() },
+        ssh: None,
+        poll_interval: None,
+        backup_interval: None,
+    };
+    ScheduledDevice { id: 1, device }
+}
+
+struct Percentiles {
+    p50: f64,
+    p95: f64,
+    max: f64,
+}
+
+fn percentiles(mut ms: Vec<f64>) -> Percentiles {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    Percentiles { p50: at(0.5), p95: at(0.95), max: *ms.last().unwrap() }
+}
+
+fn since_ms(t0: Instant, times: &[Instant]) -> Vec<f64> {
+    times.iter().map(|t| t.duration_since(t0).as_secs_f64() * 1000.0).collect()
+}
+
+const RULES: &str = r#"rules:
+  - name: InterfaceDown
+    source: interface
+    when: admin_status == "up" && oper_status == "down"
+    severity: major
+    flap: {changes: 1000, window: 1m}
+"#;
+
+/// netwarden: (single-alert latencies, burst latencies) in ms.
+async fn measure_ours(hook: &str, receipts: &Receipts, n: usize, singles: usize) -> (Vec<f64>, Vec<f64>) {
+    let tdb = pg::fresh_db();
+    let pool = collector::db::connect(&tdb.connection_string, 8).await.expect("database pool");
+    {
+        let mut c = pool.get().await.unwrap();
+        let client: &mut tokio_postgres::Client = &mut c;
+        collector::db::migrate(client, collector::db::BackendChoice::Auto).await.expect("migrate");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), RULES).unwrap();
+    let yaml = format!(
+        "rule_files: [rules.yaml]\nreceivers:\n  - {{name: hook, webhook: {{url: \"{hook}\"}}}}\nroute:\n  receiver: hook\n  \
+         group_by: [alertname, device, interface]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n"
+    );
+    std::fs::write(dir.path().join("alerting.yaml"), yaml).unwrap();
+    let alerting =
+        rules::config::Alerting::load(Some(&dir.path().join("alerting.yaml")), "http://bench").expect("alerting file");
+    let notifier = Arc::new(rules::notify::Notifier::new(&alerting.receivers, Default::default()).expect("notifier"));
+    let wake = Arc::new(Notify::new());
+    let cancel = CancellationToken::new();
+    let opts = rules::outbox::WorkerOptions { wake: wake.clone(), concurrency: 32, ..Default::default() };
+    let worker = rules::outbox::spawn(pool.clone(), notifier, opts, cancel.clone());
+    let (tx, rx) = mpsc::channel(16);
+    let (_devices_tx, devices) = watch::channel(vec![device()]);
+    let topology = Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[]))));
+    let inputs = rules::service::Inputs { observations: rx, devices, topology };
+    let sopts = rules::service::Options { outbox_wake: wake, ..Default::default() };
+    let (_handle, service) = rules::service::spawn(pool.clone(), alerting, inputs, sopts, cancel.clone());
+    tx.send(observation(n, 0..0)).await.unwrap(); // creates the series
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut single = Vec::new();
+    for _ in 0..singles {
+        receipts.clear();
+        let t0 = Instant::now();
+        tx.send(observation(n, 0..1)).await.unwrap();
+        single.extend(since_ms(t0, &receipts.wait("firing", &[interface(0)]).await));
+        tx.send(observation(n, 0..0)).await.unwrap();
+        receipts.wait("resolved", &[interface(0)]).await;
+    }
+    receipts.clear();
+    let all: Vec<String> = (0..n).map(interface).collect();
+    let t0 = Instant::now();
+    tx.send(observation(n, 0..n)).await.unwrap();
+    let burst = since_ms(t0, &receipts.wait("firing", &all).await);
+    cancel.cancel();
+    let _ = service.await;
+    let _ = worker.await;
+    pool.close();
+    (single, burst)
+}
+
+fn am_alert(i: usize, run: usize) -> Value {
+    json!({
+        "labels": {"alertname": "InterfaceDown", "device": "leaf001", "interface": interface(i), "severity": "major",
+                   "run": run.to_string()},
+        "annotations": {"summary": format!("leaf001 {} is down", interface(i))},
+        "startsAt": Utc::now().to_rfc3339(),
+        "generatorURL": "http://bench",
+    })
+}
+
+/// Alertmanager: (single-alert latencies, burst latencies) in ms.
+async fn measure_peer(hook: &str, receipts: &Receipts, n: usize, singles: usize) -> (Vec<f64>, Vec<f64>, String) {
+    let am = tokio::task::block_in_place(|| Alertmanager::start_with(hook, &["alertname", "device", "interface"], "0s"));
+    let http = reqwest::Client::builder().tls_backend_preconfigured(rules::notify::tls_client_config()).build().unwrap();
+    let version = http
+        .get(format!("{}/api/v2/status", am.url()))
+        .send()
+        .await
+        .expect("Alertmanager status")
+        .json::<Value>()
+        .await
+        .map(|v| v["versionInfo"]["version"].as_str().unwrap_or("?").to_string())
+        .unwrap_or_default();
+    let post = |alerts: Vec<Value>| {
+        let http = http.clone();
+        let url = format!("{}/api/v2/alerts", am.url());
+        async move {
+            let r = http.post(url).json(&alerts).send().await.expect("posting alerts");
+            assert!(r.status().is_success(), "Alertmanager refused alerts: {}", r.status());
+        }
+    };
+    let mut single = Vec::new();
+    // Each single alert opens a new group (a new interface), as each of netwarden's does after the
+    // previous one resolved; an alert joining a live group would wait for group_interval instead.
+    for run in 0..singles {
+        receipts.clear();
+        let t0 = Instant::now();
+        post(vec![am_alert(n + run, run)]).await;
+        single.extend(since_ms(t0, &receipts.wait("firing", &[interface(n + run)]).await));
+    }
+    receipts.clear();
+    let all: Vec<String> = (0..n).map(interface).collect();
+    let t0 = Instant::now();
+    post((0..n).map(|i| am_alert(i, singles)).collect()).await;
+    let burst = since_ms(t0, &receipts.wait("firing", &all).await);
+    (single, burst, version)
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn row(case: &str, ours: &Percentiles, peer: &Percentiles) {
+    println!(
+        "{case:<22} netwarden p50 {:>8.1} ms  p95 {:>8.1} ms  max {:>8.1} ms | Alertmanager p50 {:>8.1} ms  p95 {:>8.1} ms  max {:>8.1} ms | p95 ratio {:.2}",
+        ours.p50,
+        ours.p95,
+        ours.max,
+        peer.p50,
+        peer.p95,
+        peer.max,
+        ours.p95 / peer.p95
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let n = env_num("NETWARDEN_BENCH_BURST", 2000);
+    let singles = env_num("NETWARDEN_BENCH_SINGLES", 20);
+    let (hook, receipts) = start_receiver().await;
+    let (ours_single, ours_burst) = measure_ours(&hook, &receipts, n, singles).await;
+    let (peer_single, peer_burst, version) = measure_peer(&hook, &receipts, n, singles).await;
+    println!("alert → webhook latency, {singles} single alerts and a burst of {n} groups (Alertmanager {version})");
+    let (os, ob, ps, pb) =
+        (percentiles(ours_single), percentiles(ours_burst), percentiles(peer_single), percentiles(peer_burst));
+    row("one alert", &os, &ps);
+    row(&format!("burst of {n} groups"), &ob, &pb);
+    println!(
+        "BENCH name=alert_latency_single ours={:.1}ms peer={:.1}ms peer_version=alertmanager-{version} ratio={:.2} goal=<1 (p95)",
+        os.p95,
+        ps.p95,
+        os.p95 / ps.p95
+    );
+    println!(
+        "BENCH name=alert_latency_burst ours={:.1}ms peer={:.1}ms peer_version=alertmanager-{version} ratio={:.2} goal=<1 (p95)",
+        ob.p95,
+        pb.p95,
+        ob.p95 / pb.p95
+    );
+}
