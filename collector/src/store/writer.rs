@@ -122,7 +122,8 @@ pub struct SampleWriter {
     failures: u32,
 }
 
-const IF_TYPES: [Type; 14] = [
+/// The column types of an `if_sample` COPY row, in [`if_row_values`] order.
+pub const IF_TYPES: [Type; 14] = [
     Type::TIMESTAMPTZ,
     Type::INT8,
     Type::INT8,
@@ -138,7 +139,8 @@ const IF_TYPES: [Type; 14] = [
     Type::FLOAT8,
     Type::FLOAT8,
 ];
-const POLL_TYPES: [Type; 8] =
+/// The column types of a `poll_sample` COPY row, in [`poll_row_values`] order.
+pub const POLL_TYPES: [Type; 8] =
     [Type::TIMESTAMPTZ, Type::INT8, Type::TEXT, Type::FLOAT4, Type::INT4, Type::INT4, Type::TEXT, Type::TEXT];
 
 impl SampleWriter {
@@ -343,6 +345,32 @@ async fn copy_batch(pool: &Pool, stats: &WriterStats, batch: &Batch) -> Result<(
     result
 }
 
+/// One `if_sample` row as the writer's binary COPY sends it (types: [`IF_TYPES`]); public so the
+/// poll CPU benchmark encodes exactly what the writer encodes.
+pub fn if_row_values(r: &IfSampleRow) -> [&(dyn ToSql + Sync); 14] {
+    [
+        &r.time,
+        &r.device_id,
+        &r.interface_id,
+        &r.admin_status,
+        &r.oper_status,
+        &r.speed_bps,
+        &r.in_bps,
+        &r.out_bps,
+        &r.in_pps,
+        &r.out_pps,
+        &r.in_errors,
+        &r.out_errors,
+        &r.in_discards,
+        &r.out_discards,
+    ]
+}
+
+/// One `poll_sample` row as the writer's binary COPY sends it (types: [`POLL_TYPES`]).
+pub fn poll_row_values(r: &PollSampleRow) -> [&(dyn ToSql + Sync); 8] {
+    [&r.time, &r.device_id, &r.status, &r.duration_ms, &r.requests, &r.varbinds, &r.error_kind, &r.error]
+}
+
 async fn copy_inner(pool: &Pool, if_rows: &[IfSampleRow], poll_rows: &[PollSampleRow]) -> Result<(), String> {
     // Errors keep the server's message (tokio-postgres' Display hides it behind "db error").
     let msg = |e: tokio_postgres::Error| crate::db::error_text(&e);
@@ -361,23 +389,7 @@ async fn copy_inner(pool: &Pool, if_rows: &[IfSampleRow], poll_rows: &[PollSampl
         let w = BinaryCopyInWriter::new(sink, &IF_TYPES);
         pin_mut!(w);
         for r in if_rows {
-            let row: [&(dyn ToSql + Sync); 14] = [
-                &r.time,
-                &r.device_id,
-                &r.interface_id,
-                &r.admin_status,
-                &r.oper_status,
-                &r.speed_bps,
-                &r.in_bps,
-                &r.out_bps,
-                &r.in_pps,
-                &r.out_pps,
-                &r.in_errors,
-                &r.out_errors,
-                &r.in_discards,
-                &r.out_discards,
-            ];
-            w.as_mut().write(&row).await.map_err(msg)?;
+            w.as_mut().write(&if_row_values(r)).await.map_err(msg)?;
         }
         w.finish().await.map_err(msg)?;
     }
@@ -392,10 +404,7 @@ async fn copy_inner(pool: &Pool, if_rows: &[IfSampleRow], poll_rows: &[PollSampl
         let w = BinaryCopyInWriter::new(sink, &POLL_TYPES);
         pin_mut!(w);
         for r in poll_rows {
-            let status: &str = r.status;
-            let row: [&(dyn ToSql + Sync); 8] =
-                [&r.time, &r.device_id, &status, &r.duration_ms, &r.requests, &r.varbinds, &r.error_kind, &r.error];
-            w.as_mut().write(&row).await.map_err(msg)?;
+            w.as_mut().write(&poll_row_values(r)).await.map_err(msg)?;
         }
         w.finish().await.map_err(msg)?;
     }
