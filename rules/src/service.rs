@@ -17,10 +17,10 @@ use crate::source::{DeviceMeta, SeriesKey};
 use crate::store::{self, StoredAlert};
 use crate::suppress::{self, Silence};
 use chrono::{DateTime, Utc};
-use futures_util::future::try_join_all;
 use collector::observe::Observation;
 use collector::scheduler::ScheduledDevice;
 use collector::topology::Topology;
+use futures_util::future::try_join_all;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -671,7 +671,9 @@ impl Service {
             .await
             .map_err(db)?;
         if let Some((changed, stale)) = groups {
-            try_join_all(changed.iter().map(|(key, _, json)| store::save_group_json(&tx, key, json))).await.map_err(db)?;
+            try_join_all(changed.iter().map(|(key, _, json)| store::save_group_json(&tx, key, json)))
+                .await
+                .map_err(db)?;
             store::delete_groups(&tx, stale).await.map_err(db)?;
         }
         store::enqueue_all(&tx, &u.notifications).await?;

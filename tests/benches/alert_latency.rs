@@ -50,7 +50,10 @@ async fn receive(State(r): State<Arc<Receipts>>, body: Bytes) -> &'static str {
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut seen = r.seen.lock().unwrap();
     for a in v["alerts"].as_array().cloned().unwrap_or_default() {
-        let key = (a["status"].as_str().unwrap_or("").to_string(), a["labels"]["interface"].as_str().unwrap_or("").to_string());
+        let key = (
+            a["status"].as_str().unwrap_or("").to_string(),
+            a["labels"]["interface"].as_str().unwrap_or("").to_string(),
+        );
         seen.entry(key).or_insert(now);
     }
     drop(seen);
@@ -238,8 +241,10 @@ fn am_alert(i: usize, run: usize) -> Value {
 
 /// Alertmanager: (single-alert latencies, burst latencies) in ms.
 async fn measure_peer(hook: &str, receipts: &Receipts, n: usize, singles: usize) -> (Vec<f64>, Vec<f64>, String) {
-    let am = tokio::task::block_in_place(|| Alertmanager::start_with(hook, &["alertname", "device", "interface"], "0s"));
-    let http = reqwest::Client::builder().tls_backend_preconfigured(rules::notify::tls_client_config()).build().unwrap();
+    let am =
+        tokio::task::block_in_place(|| Alertmanager::start_with(hook, &["alertname", "device", "interface"], "0s"));
+    let http =
+        reqwest::Client::builder().tls_backend_preconfigured(rules::notify::tls_client_config()).build().unwrap();
     let version = http
         .get(format!("{}/api/v2/status", am.url()))
         .send()

@@ -423,4 +423,16 @@ fn main() {
         ours_rate / text_rate,
         ours_rate / bin_rate
     );
+    let (goal, met) = netwarden_tests::bench::Summary::at_least(ours_rate / bin_rate, 0.7);
+    netwarden_tests::bench::Summary {
+        name: "ingest",
+        metric: "if_sample rows/s: SampleWriter vs server-side binary COPY".into(),
+        ours: format!("{ours_rate:.0}"),
+        peer: Some(format!("{bin_rate:.0}")),
+        peer_version: Some(format!("PostgreSQL {version}")),
+        ratio: Some(ours_rate / bin_rate),
+        goal,
+        met,
+    }
+    .print();
 }

@@ -729,6 +729,7 @@ fn main() {
             ours.hwm_mb / p.hwm_mb
         );
     }
+    summary_line(&ours, peer.as_ref());
     let runs: Vec<String> = ours.all_passes.iter().map(|t| format!("{t:.3}")).collect();
     println!(
         "netwarden passes (s): {}; first pass {:.3} s; {} transitions per pass; engine after the first pass {:.0} MB \
@@ -764,4 +765,21 @@ fn main() {
             b.hwm_mb
         );
     }
+}
+
+/// The `BENCH` line for tests/bench/run-all.sh: wall time per pass, netwarden ÷ Prometheus's group.
+fn summary_line(ours: &Ours, peer: Option<&Peer>) {
+    let ratio = peer.map(|p| ours.pass_s / p.group_s);
+    let (goal, met) = netwarden_tests::bench::Summary::at_most(ratio.unwrap_or(f64::NAN), 1.0);
+    netwarden_tests::bench::Summary {
+        name: "rules_eval",
+        metric: format!("wall s per evaluation pass, {} series × {} rules", ours.series, ours.rules),
+        ours: format!("{:.3}", ours.pass_s),
+        peer: peer.map(|p| format!("{:.3}", p.group_s)),
+        peer_version: peer.map(|p| p.version.clone()),
+        ratio,
+        goal,
+        met,
+    }
+    .print();
 }

@@ -25,7 +25,7 @@ fn run(cmd: &str, args: &[&str]) -> String {
 
 fn version_of(cmd: &str) -> String {
     let out = Command::new(cmd).arg("-V").output().map(|o| {
-        let s = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        let s = String::from_utf8_lossy(&o.stdout).into_owned() + String::from_utf8_lossy(&o.stderr).as_ref();
         s.lines().next().unwrap_or("").trim().to_string()
     });
     out.unwrap_or_else(|_| "unknown".into())
@@ -218,6 +218,19 @@ fn main() {
         ours_full_v3.cpu.as_secs_f64() / peer_v3.cpu.as_secs_f64(),
         ours_full_v3.requests as f64 / peer_v3.requests as f64,
     );
+    let cpu_ratio = ours_full.cpu.as_secs_f64() / peer.cpu.as_secs_f64();
+    let (goal, met) = netwarden_tests::bench::Summary::at_most(cpu_ratio, 0.5);
+    netwarden_tests::bench::Summary {
+        name: "snmp_poll",
+        metric: format!("CPU ms per ifTable+ifXTable walk of a {interfaces}-interface agent (v2c)"),
+        ours: format!("{:.2}", ours_full.cpu.as_secs_f64() * 1000.0 / f64::from(iters)),
+        peer: Some(format!("{:.2}", peer.cpu.as_secs_f64() * 1000.0 / f64::from(iters))),
+        peer_version: Some(version_of("snmpbulkwalk")),
+        ratio: Some(cpu_ratio),
+        goal,
+        met,
+    }
+    .print();
     let _ = snmpd.kill();
     let _ = snmpd.wait();
 }

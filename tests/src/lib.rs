@@ -6,12 +6,14 @@
 //! - [`snmpsim`]: recordings of real vendors' agents (Arista, Juniper, Cisco, HPE, H3C, Huawei) replayed by snmpsim;
 //! - [`util`]: the cache dir, free ports, and `skip_unless_root` for tests that need root;
 //! - [`app`]: the HTTP API's state over a test database, for in-process API tests;
-//! - [`receivers`]: notification peers: a scripted capturing HTTP receiver, aiosmtpd and Alertmanager.
+//! - [`receivers`]: notification peers: a scripted capturing HTTP receiver, aiosmtpd and Alertmanager;
+//! - [`bench`]: what the benchmarks share: /proc CPU and memory, a loopback HTTP GET, the `BENCH` summary line.
 //!
 //! `bash .ci/run install` installs everything they need; none of them skips for lack of it, they fail and say
 //! what to install.
 
 pub mod app;
+pub mod bench;
 pub mod pg;
 pub mod receivers;
 pub mod snmpd;

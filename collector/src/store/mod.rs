@@ -10,4 +10,7 @@ pub mod trap;
 mod writer;
 
 pub use state::{interface_ids, record_poll_failure, record_poll_success, record_skipped};
-pub use writer::{IfSampleRow, PollSampleRow, SampleWriter, WriterHandle, WriterOptions, WriterStats};
+pub use writer::{
+    IF_TYPES, IfSampleRow, POLL_TYPES, PollSampleRow, SampleWriter, WriterHandle, WriterOptions, WriterStats,
+    if_row_values, poll_row_values,
+};

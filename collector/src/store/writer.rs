@@ -126,7 +126,8 @@ pub struct SampleWriter {
     failures: u32,
 }
 
-const IF_TYPES: [Type; 14] = [
+/// The column types of an `if_sample` COPY row, in [`if_row_values`] order.
+pub const IF_TYPES: [Type; 14] = [
     Type::TIMESTAMPTZ,
     Type::INT8,
     Type::INT8,
@@ -142,7 +143,8 @@ const IF_TYPES: [Type; 14] = [
     Type::FLOAT8,
     Type::FLOAT8,
 ];
-const POLL_TYPES: [Type; 9] = [
+/// The column types of a `poll_sample` COPY row, in [`poll_row_values`] order.
+pub const POLL_TYPES: [Type; 9] = [
     Type::TIMESTAMPTZ,
     Type::INT8,
     Type::TEXT,
@@ -361,6 +363,33 @@ async fn copy_batch(pool: &Pool, stats: &WriterStats, batch: &Batch) -> Result<(
     result
 }
 
+/// One `if_sample` row as the writer's binary COPY sends it (types: [`IF_TYPES`]); public so the
+/// poll CPU benchmark encodes exactly what the writer encodes.
+pub fn if_row_values(r: &IfSampleRow) -> [&(dyn ToSql + Sync); 14] {
+    [
+        &r.time,
+        &r.device_id,
+        &r.interface_id,
+        &r.admin_status,
+        &r.oper_status,
+        &r.speed_bps,
+        &r.in_bps,
+        &r.out_bps,
+        &r.in_pps,
+        &r.out_pps,
+        &r.in_errors,
+        &r.out_errors,
+        &r.in_discards,
+        &r.out_discards,
+    ]
+}
+
+/// One `poll_sample` row as the writer's binary COPY sends it (types: [`POLL_TYPES`]); `instance` is
+/// the cluster instance that polled (NULL outside a cluster).
+pub fn poll_row_values<'a>(r: &'a PollSampleRow, instance: &'a Option<String>) -> [&'a (dyn ToSql + Sync); 9] {
+    [&r.time, &r.device_id, &r.status, &r.duration_ms, &r.requests, &r.varbinds, &r.error_kind, &r.error, instance]
+}
+
 async fn copy_inner(pool: &Pool, batch: &Batch) -> Result<(), String> {
     let (if_rows, poll_rows, instance) = (&batch.if_rows, &batch.poll_rows, &batch.instance);
     // Errors keep the server's message (tokio-postgres' Display hides it behind "db error").
@@ -380,23 +409,7 @@ async fn copy_inner(pool: &Pool, batch: &Batch) -> Result<(), String> {
         let w = BinaryCopyInWriter::new(sink, &IF_TYPES);
         pin_mut!(w);
         for r in if_rows {
-            let row: [&(dyn ToSql + Sync); 14] = [
-                &r.time,
-                &r.device_id,
-                &r.interface_id,
-                &r.admin_status,
-                &r.oper_status,
-                &r.speed_bps,
-                &r.in_bps,
-                &r.out_bps,
-                &r.in_pps,
-                &r.out_pps,
-                &r.in_errors,
-                &r.out_errors,
-                &r.in_discards,
-                &r.out_discards,
-            ];
-            w.as_mut().write(&row).await.map_err(msg)?;
+            w.as_mut().write(&if_row_values(r)).await.map_err(msg)?;
         }
         w.finish().await.map_err(msg)?;
     }
@@ -411,19 +424,7 @@ async fn copy_inner(pool: &Pool, batch: &Batch) -> Result<(), String> {
         let w = BinaryCopyInWriter::new(sink, &POLL_TYPES);
         pin_mut!(w);
         for r in poll_rows {
-            let status: &str = r.status;
-            let row: [&(dyn ToSql + Sync); 9] = [
-                &r.time,
-                &r.device_id,
-                &status,
-                &r.duration_ms,
-                &r.requests,
-                &r.varbinds,
-                &r.error_kind,
-                &r.error,
-                instance,
-            ];
-            w.as_mut().write(&row).await.map_err(msg)?;
+            w.as_mut().write(&poll_row_values(r, instance)).await.map_err(msg)?;
         }
         w.finish().await.map_err(msg)?;
     }
