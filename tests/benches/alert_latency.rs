@@ -13,6 +13,12 @@
 //! groups at once (default 2,000). Reported: p50, p95 and max per alert; the ratio is ours ÷ peer
 //! at p95.
 //!
+//! Also measured (netwarden only): the time from an SNMP trap to a delivered notification. The
+//! whole service (`api::runtime::serve`, polling every hour so only the trap can trigger a poll)
+//! watches a simulated spine and leaf that send traps on link changes; the clock starts when the
+//! link fails in the simulator and stops when the webhook receives the InterfaceDown alert:
+//! trap, re-poll of the device, rule evaluation, alert transaction, outbox, delivery.
+//!
 //! Usage: `cargo bench -p netwarden-tests --bench alert_latency` (needs PostgreSQL 15 server binaries
 //! and `/usr/bin/prometheus-alertmanager`). Environment: `NETWARDEN_BENCH_BURST` (default 2000),
 //! `NETWARDEN_BENCH_SINGLES` (default 20).
@@ -279,6 +285,76 @@ async fn measure_peer(hook: &str, receipts: &Receipts, n: usize, singles: usize)
     (single, burst, version)
 }
 
+/// Trap → delivered notification through the whole service, `rounds` link failures (each repaired
+/// and its resolve delivered before the next). Returns the latencies in ms.
+async fn measure_trap_to_notification(hook: &str, receipts: &Receipts, rounds: usize) -> Vec<f64> {
+    use collector::sim::{AgentConfig, Fabric, FabricModel, FabricSpec, Fault};
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = pg::fresh_db();
+    let spec: FabricSpec = "spines=1,leaves=1".parse().unwrap();
+    let mut fabric = Fabric::build(FabricModel::build(&spec).unwrap());
+    fabric.serve("127.0.0.1".parse().unwrap(), 0, &AgentConfig::default()).await.expect("serving the fabric");
+    let trap_port = netwarden_tests::util::free_udp_port();
+    fabric.send_traps(vec![format!("127.0.0.1:{trap_port}").parse().unwrap()], "public").expect("trap sender");
+    let inventory = dir.path().join("inventory.yaml");
+    std::fs::write(&inventory, collector::inventory::export_yaml(&fabric.inventory("sim", "public"), true)).unwrap();
+    let key = dir.path().join("secret.key");
+    std::fs::write(&key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
+    let alerting = dir.path().join("alerting.yaml");
+    std::fs::write(
+        &alerting,
+        format!(
+            "receivers:\n  - {{name: hook, webhook: {{url: \"{hook}\"}}}}\nroute:\n  receiver: hook\n  \
+             group_by: [alertname, device, interface]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n"
+        ),
+    )
+    .unwrap();
+    let api_port = netwarden_tests::util::free_tcp_port();
+    let config = dir.path().join("netwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{d}\"\n[database]\nurl = \"{db}\"\n[secrets]\nkey_file = \"{key}\"\n[polling]\ninterval = \"1h\"\n\
+             timeout = \"500ms\"\n[api]\nlisten = \"127.0.0.1:{api_port}\"\n[inventory]\nfile = \"{inv}\"\n\
+             [configs]\nbackup_interval = \"0s\"\n[traps]\nenabled = true\nlisten = \"127.0.0.1:{trap_port}\"\n\
+             [alerting]\nfile = \"{al}\"\n",
+            d = dir.path().display(),
+            db = tdb.connection_string,
+            key = key.display(),
+            inv = inventory.display(),
+            al = alerting.display(),
+        ),
+    )
+    .unwrap();
+    let cfg = api::config::Config::load(Some(&config)).expect("configuration");
+    tokio::spawn(async move {
+        if let Err(e) = api::runtime::serve(cfg, false).await {
+            panic!("netwarden serve: {e:#}");
+        }
+    });
+    // The service is up (its first polls are spread over the hour-long interval, so in practice
+    // only the traps trigger polls here).
+    let http =
+        reqwest::Client::builder().tls_backend_preconfigured(rules::notify::tls_client_config()).build().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !http.get(format!("http://127.0.0.1:{api_port}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(Instant::now() < deadline, "netwarden did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cut = Fault::LinkDown { a: "leaf001".into(), b: "spine1".into() };
+    let eth1 = ["eth1".to_string()];
+    let mut out = Vec::new();
+    for _ in 0..rounds {
+        receipts.clear();
+        let t0 = Instant::now();
+        fabric.inject(&cut).unwrap();
+        out.extend(since_ms(t0, &receipts.wait("firing", &eth1).await));
+        fabric.clear(&cut).unwrap();
+        receipts.wait("resolved", &eth1).await;
+    }
+    out
+}
+
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -303,11 +379,16 @@ async fn main() {
     let (hook, receipts) = start_receiver().await;
     let (ours_single, ours_burst) = measure_ours(&hook, &receipts, n, singles).await;
     let (peer_single, peer_burst, version) = measure_peer(&hook, &receipts, n, singles).await;
+    let trap = percentiles(measure_trap_to_notification(&hook, &receipts, singles).await);
     println!("alert → webhook latency, {singles} single alerts and a burst of {n} groups (Alertmanager {version})");
     let (os, ob, ps, pb) =
         (percentiles(ours_single), percentiles(ours_burst), percentiles(peer_single), percentiles(peer_burst));
     row("one alert", &os, &ps);
     row(&format!("burst of {n} groups"), &ob, &pb);
+    println!(
+        "trap → delivered notification ({singles} link failures): p50 {:.1} ms  p95 {:.1} ms  max {:.1} ms",
+        trap.p50, trap.p95, trap.max
+    );
     println!(
         "BENCH name=alert_latency_single ours={:.1}ms peer={:.1}ms peer_version=alertmanager-{version} ratio={:.2} goal=<1 (p95)",
         os.p95,
