@@ -1,94 +1,66 @@
-//! The first-run demo: a private net-snmp agent on loopback, added to the inventory, so a new
-//! user sees real polling before they have devices of their own. (The simulated fabric of the
-//! scale issue will take its place.)
+//! The first-run demo: a simulated spine-leaf fabric (2 spines, 6 leaves) on loopback, in the
+//! service's own process, added to the inventory, so a new user sees polling, topology, alerts and
+//! configuration backups before they have devices of their own. Every device answers SNMP and SSH
+//! and sends traps to the service; faults are injected through a control port on loopback.
 
-use crate::config::Config;
 use crate::runtime::Database;
-use anyhow::{Context, Result, bail};
-use collector::inventory::{self, Device, SnmpCredentials};
+use anyhow::{Context, Result};
+use collector::inventory;
 use collector::secrets::SecretBox;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use collector::sim::{AgentConfig, ControlServer, Fabric, FabricModel, FabricSpec, SimSsh, SimSshConfig};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
-pub struct DemoAgent {
-    pub target: String,
-    pub device_name: String,
-    child: Child,
+/// The demo fabric's shape.
+pub const DEMO_FABRIC: &str = "spines=2,leaves=6";
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+pub struct DemoFabric {
+    pub devices: usize,
+    pub control: SocketAddr,
+    fabric: Arc<Fabric>,
+    control_server: ControlServer,
+    ssh: SimSsh,
 }
 
-impl DemoAgent {
-    /// Stops the agent we started (by its PID, nothing else).
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl DemoFabric {
+    /// Stops the simulated devices and the control port.
+    pub async fn stop(self) {
+        self.ssh.shutdown().await;
+        self.control_server.shutdown().await;
+        drop(self.fabric);
     }
 }
 
-fn find_snmpd() -> Option<std::path::PathBuf> {
-    ["/usr/sbin/snmpd", "/usr/local/sbin/snmpd"].iter().map(std::path::PathBuf::from).find(|p| p.exists())
+/// A free UDP port on loopback for the demo's trap receiver (when the configuration has none).
+pub fn free_trap_listen() -> Result<String> {
+    let port = std::net::UdpSocket::bind((LOCALHOST, 0))?.local_addr()?.port();
+    Ok(format!("127.0.0.1:{port}"))
 }
 
-pub async fn start(cfg: &Config, db: &Database, secrets: &SecretBox) -> Result<DemoAgent> {
-    let Some(snmpd) = find_snmpd() else {
-        bail!("--demo needs net-snmp's snmpd (apt-get install snmpd)");
-    };
-    let dir = std::path::absolute(cfg.data_dir.join("demo-snmpd"))?;
-    std::fs::create_dir_all(dir.join("persist")).with_context(|| format!("creating {}", dir.display()))?;
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
-    let conf = dir.join("snmpd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "agentaddress udp:127.0.0.1:{port}\nrocommunity public 127.0.0.1\nsysName netwarden-demo\n\
-             sysLocation netwarden demo agent\nsysContact noc@example.invalid\n"
-        ),
-    )?;
-    let child = Command::new(&snmpd)
-        .args(["-f", "-Lf", &dir.join("snmpd.log").display().to_string(), "-C", "-c"])
-        .arg(&conf)
-        .arg(format!("--persistentDir={}", dir.join("persist").display()))
-        .env("MIBS", "")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", snmpd.display()))?;
-    let target = format!("127.0.0.1:{port}");
-    let mut agent = DemoAgent { target: target.clone(), device_name: "demo-snmpd".into(), child };
-    // Wait (bounded) until it answers.
-    let creds = SnmpCredentials::V2c { community: "public".into() };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut c = collector::snmp::SnmpClient::new(
-            target.clone(),
-            creds.clone(),
-            collector::snmp::ClientOptions { timeout: Duration::from_millis(300), retries: 0, ..Default::default() },
-        );
-        if c.get(&collector::ifmib::system_oids()).await.is_ok() {
-            break;
-        }
-        if Instant::now() > deadline || agent.child.try_wait()?.is_some() {
-            agent.stop();
-            bail!("the demo snmpd did not answer on {target}; see {}", dir.join("snmpd.log").display());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// Serves the fabric on 127.0.0.1, sending traps to `trap_target`, and merges it into the
+/// inventory (polled every 10 s, configuration backed up over SSH every hour).
+pub async fn start(db: &Database, secrets: &SecretBox, trap_target: Option<SocketAddr>) -> Result<DemoFabric> {
+    let spec: FabricSpec = DEMO_FABRIC.parse().context("demo fabric")?;
+    let mut fabric = Fabric::build(FabricModel::build(&spec).context("demo fabric")?);
+    let agents = AgentConfig::default();
+    fabric.serve(LOCALHOST, 0, &agents).await.context("serving the demo fabric on 127.0.0.1")?;
+    if let Some(target) = trap_target {
+        fabric.send_traps(vec![target], &agents.community).context("demo fabric traps")?;
     }
-    let device = Device {
-        id: None,
-        name: agent.device_name.clone(),
-        host: "127.0.0.1".into(),
-        snmp_port: port,
-        site: Some("demo".into()),
-        role: Some("server".into()),
-        vendor: Some("net-snmp".into()),
-        platform: Some("linux".into()),
-        tags: vec!["demo".into()],
-        snmp: creds,
-        ssh: None,
-        poll_interval: Some(Duration::from_secs(10)),
-        backup_interval: None,
-    };
+    let fabric = Arc::new(fabric);
+    let ssh = SimSsh::bind(Arc::clone(&fabric), SimSshConfig::default()).await.context("demo fabric SSH")?;
+    let control_server = ControlServer::bind(SocketAddr::new(LOCALHOST, 0), Arc::clone(&fabric))
+        .await
+        .context("demo fabric control port")?;
+    let mut devices = fabric.inventory("demo", &agents.community);
+    for d in &mut devices {
+        d.poll_interval = Some(Duration::from_secs(10));
+        d.backup_interval = Some(inventory::BackupInterval::Every(Duration::from_secs(3600)));
+    }
     let mut conn = db.pool.get().await?;
-    inventory::store::import(&mut **conn, secrets, &[device], inventory::store::ImportMode::Merge).await?;
-    Ok(agent)
+    inventory::store::import(&mut **conn, secrets, &devices, inventory::store::ImportMode::Merge).await?;
+    let control = control_server.local_addr();
+    Ok(DemoFabric { devices: devices.len(), control, fabric, control_server, ssh })
 }

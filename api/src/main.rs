@@ -19,7 +19,8 @@ struct Cli {
 enum Command {
     /// Run the service: migrate, poll the inventory, serve the API.
     Serve {
-        /// Also start a private net-snmp agent on 127.0.0.1 and poll it (first-run demo).
+        /// Also simulate a spine-leaf fabric on 127.0.0.1 (SNMP, SSH, traps, fault injection) and poll it
+        /// (first-run demo).
         #[arg(long)]
         demo: bool,
     },

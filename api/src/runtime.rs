@@ -149,7 +149,7 @@ pub struct AppState {
 
 /// Runs the service until SIGINT/SIGTERM, then stops in order: polling, sample flush, API,
 /// database.
-pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
+pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -160,7 +160,17 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         let r = import_file(&db, &secrets, file, false).await?;
         tracing::info!(file = %file.display(), "{r}");
     }
-    let demo_agent = if demo { Some(crate::demo::start(&cfg, &db, &secrets).await?) } else { None };
+    // The demo fabric sends its traps to the service: the receiver runs on loopback if not configured.
+    if demo && !cfg.traps.enabled {
+        cfg.traps.enabled = true;
+        cfg.traps.listen = crate::demo::free_trap_listen()?;
+    }
+    let demo_fabric = if demo {
+        let target = cfg.traps.listen.parse().ok().filter(|a: &std::net::SocketAddr| a.ip().is_loopback());
+        Some(crate::demo::start(&db, &secrets, target).await?)
+    } else {
+        None
+    };
 
     let cancel = CancellationToken::new();
     let writer_cancel = CancellationToken::new();
@@ -325,10 +335,17 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
         println!("  traps      SNMP traps and informs on udp {}", t.addr);
     }
     println!("  alerts     http://{addr}/api/v1/alerts   ({})", alerting.summary);
-    if let Some(agent) = &demo_agent {
+    if let Some(f) = &demo_fabric {
         println!(
-            "  demo       polling a private net-snmp agent on {} (device \"{}\")",
-            agent.target, agent.device_name
+            "  demo       a simulated fabric ({}: {} devices, SNMP, SSH and traps on 127.0.0.1)",
+            crate::demo::DEMO_FABRIC,
+            f.devices
+        );
+        println!(
+            "  faults     printf 'link-down leaf001 spine1\\n' | nc {} {}   (then http://{addr}/api/v1/alerts; \
+             'clear all' repairs, 'help' lists faults)",
+            f.control.ip(),
+            f.control.port()
         );
     }
     println!("  stop       Ctrl-C");
@@ -369,8 +386,8 @@ pub async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let _ = writer_task.await;
     http_cancel.cancel();
     let _ = server.await;
-    if let Some(agent) = demo_agent {
-        agent.stop();
+    if let Some(f) = demo_fabric {
+        f.stop().await;
     }
     db.shutdown().await;
     tracing::info!("stopped");

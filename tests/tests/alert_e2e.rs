@@ -84,9 +84,14 @@ struct Netwarden {
 
 impl Netwarden {
     async fn start(config: &Path, api_port: u16, log: PathBuf) -> Netwarden {
+        Self::start_with(config, api_port, log, &[]).await
+    }
+
+    async fn start_with(config: &Path, api_port: u16, log: PathBuf, serve_args: &[&str]) -> Netwarden {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("service log");
         let child = Command::new(netwarden_bin())
             .args(["--config", &config.display().to_string(), "serve"])
+            .args(serve_args)
             .env("NETWARDEN_SECRET_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
             .env("NETWARDEN_LOG", "info")
             .stdout(Stdio::from(out.try_clone().unwrap()))
@@ -546,4 +551,48 @@ fn hook_fps_any(requests: &[Captured], rule: &str) -> Vec<String> {
     fps.sort();
     fps.dedup();
     fps
+}
+
+/// The README's first command: `netwarden serve --demo` simulates a fabric, and a fault injected
+/// through the control port it prints shows as alerts; its devices' configurations are backed up
+/// over SSH.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_fabric_shows_alerts_for_an_injected_fault() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = pg::fresh_db();
+    let api_port = free_tcp_port();
+    let empty = dir.path().join("none.yaml");
+    std::fs::write(&empty, "devices: []\n").unwrap();
+    let config = write_config(dir.path(), &tdb, api_port, &empty, "rule_files: [builtin]\n");
+    let log = dir.path().join("netwarden.log");
+    let nw = Netwarden::start_with(&config, api_port, log.clone(), &["--demo"]).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let faults = text.lines().find(|l| l.trim_start().starts_with("faults")).expect("the demo prints its fault port");
+    let words: Vec<&str> = faults.split_whitespace().collect();
+    let nc = words.iter().position(|w| *w == "nc").expect("an nc command");
+    let control = format!("{}:{}", words[nc + 1], words[nc + 2]);
+    let devices = nw.api.get("/api/v1/devices").await;
+    assert_eq!(devices.as_array().unwrap().len(), 8, "2 spines and 6 leaves");
+
+    let stream = tokio::net::TcpStream::connect(&control).await.expect("the demo's control port");
+    let (read, mut write) = stream.into_split();
+    write.write_all(b"link-down leaf001 spine1\n").await.unwrap();
+    let mut answer = String::new();
+    BufReader::new(read).read_line(&mut answer).await.unwrap();
+    assert_eq!(answer.trim(), "ok");
+    let alerts = nw.api.wait_alerts("InterfaceDown", "the fault alerts", |a| a.len() == 2).await;
+    let mut devices: Vec<&str> = alerts.iter().map(|a| a["labels"]["device"].as_str().unwrap()).collect();
+    devices.sort();
+    assert_eq!(devices, ["leaf001", "spine1"]);
+    // The demo devices answer SSH: their running configurations are backed up.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let history = nw.api.get("/api/v1/devices/leaf001/configs").await;
+        if history.as_array().is_some_and(|h| h.iter().any(|e| e["status"] == "ok" && e["sha256"].is_string())) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no backup of leaf001: {history:#}\n{}", tail(&log, 30));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
