@@ -48,6 +48,8 @@ pub struct Options {
     pub silence_reload: Duration,
     /// Poked after a commit that enqueued notifications, so the outbox worker sends at once.
     pub outbox_wake: Arc<Notify>,
+    /// How often configuration changes (detected between backups) are read, for `config` rules.
+    pub config_poll: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             tick: Duration::from_secs(1),
             silence_reload: Duration::from_secs(30),
             outbox_wake: Arc::new(Notify::new()),
+            config_poll: Duration::from_secs(2),
         }
     }
 }
@@ -192,7 +195,13 @@ struct Service {
     /// Hash of each group as last saved, to write only groups that changed.
     saved_groups: HashMap<String, u64>,
     failing_since: Option<DateTime<Utc>>,
+    /// The last configuration event turned into readings (`None` until read at start).
+    config_cursor: Option<i64>,
 }
+
+/// The longest diff carried into an alert's annotations (notifications cut further as each
+/// receiver needs).
+const MAX_DIFF_CHARS: usize = 2500;
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -227,6 +236,7 @@ impl Service {
             unwritten: Unwritten::default(),
             saved_groups: HashMap::new(),
             failing_since: None,
+            config_cursor: None,
         }
     }
 
@@ -249,6 +259,7 @@ impl Service {
             "alert service started"
         );
         let mut next_silence_reload = tokio::time::Instant::now() + self.opts.silence_reload;
+        let mut next_config_poll = tokio::time::Instant::now();
         let mut buf = Vec::with_capacity(256);
         // Inputs that closed (their producer stopped) are no longer watched; only `cancel` stops the
         // service, so acknowledgements and timers keep working until then.
@@ -281,6 +292,10 @@ impl Service {
                     if tokio::time::Instant::now() >= next_silence_reload {
                         self.reload_silences().await;
                         next_silence_reload = tokio::time::Instant::now() + self.opts.silence_reload;
+                    }
+                    if tokio::time::Instant::now() >= next_config_poll {
+                        self.read_config_changes().await;
+                        next_config_poll = tokio::time::Instant::now() + self.opts.config_poll;
                     }
                     self.tick();
                 }
@@ -558,6 +573,50 @@ impl Service {
             acknowledged: self.acks.contains_key(&inst.fingerprint),
             flapping: t.flapping,
             flapping_started: false,
+        }
+    }
+
+    /// Configuration changes since the cursor become `config` readings (at start the cursor is set
+    /// to the newest change, so changes from before the start are not alerted on again).
+    async fn read_config_changes(&mut self) {
+        let conn = match self.pool.get().await {
+            Ok(c) => c,
+            Err(e) => return tracing::debug!(error = %e, "configuration changes: no database connection"),
+        };
+        let Some(after) = self.config_cursor else {
+            match collector::configs::store::latest_event_id(&**conn).await {
+                Ok(id) => self.config_cursor = Some(id),
+                Err(e) => tracing::warn!(error = %collector::db::error_text(&e), "cannot read configuration changes"),
+            }
+            return;
+        };
+        let events = match collector::configs::store::events_after(&**conn, after, None, 1000).await {
+            Ok(ev) => ev,
+            Err(e) => {
+                return tracing::warn!(error = %collector::db::error_text(&e), "cannot read configuration changes");
+            }
+        };
+        drop(conn);
+        let mut transitions = Vec::new();
+        for ev in &events {
+            self.config_cursor = Some(ev.id);
+            let Some(meta) = self.engine.device(ev.device_id).cloned() else { continue };
+            let readings = crate::source::config_change_readings(
+                ev.device_id,
+                &meta,
+                i64::from(ev.lines_added),
+                i64::from(ev.lines_removed),
+                &ev.trigger,
+                &ev.diff,
+                MAX_DIFF_CHARS,
+            );
+            // The change and its end go in one after the other, so the change is evaluated on its own.
+            for r in readings {
+                transitions.extend(self.engine.ingest(vec![r], None, false, now_ms()));
+            }
+        }
+        if !transitions.is_empty() {
+            self.step(transitions, Utc::now());
         }
     }
 

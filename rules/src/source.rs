@@ -18,15 +18,18 @@ pub enum SourceKind {
     BgpPeer,
     OspfNeighbor,
     LldpLink,
+    /// A device's running configuration, one reading per change detected between backups.
+    Config,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 5] = [
+    pub const ALL: [SourceKind; 6] = [
         SourceKind::Device,
         SourceKind::Interface,
         SourceKind::BgpPeer,
         SourceKind::OspfNeighbor,
         SourceKind::LldpLink,
+        SourceKind::Config,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +39,7 @@ impl SourceKind {
             SourceKind::BgpPeer => "bgp_peer",
             SourceKind::OspfNeighbor => "ospf_neighbor",
             SourceKind::LldpLink => "lldp_link",
+            SourceKind::Config => "config",
         }
     }
 
@@ -67,6 +71,9 @@ impl SourceKind {
             SourceKind::OspfNeighbor => &["state", "full"],
             // present: the neighbour is in the table now; remote: "sysname port" of the far end.
             SourceKind::LldpLink => &["present", "remote", "remote_device", "remote_port"],
+            // changed: true in the reading of a change, false in the one that follows it at once (an
+            // event: rules hold it with keep_firing_for); diff: unified, secrets masked.
+            SourceKind::Config => &["changed", "lines_added", "lines_removed", "trigger", "diff"],
         }
     }
 
@@ -79,6 +86,7 @@ impl SourceKind {
             SourceKind::BgpPeer => &[Text, Bool, Text, Int, Num],
             SourceKind::OspfNeighbor => &[Text, Bool],
             SourceKind::LldpLink => &[Bool, Text, Text, Text],
+            SourceKind::Config => &[Bool, Int, Int, Text, Text],
         }
     }
 
@@ -90,6 +98,7 @@ impl SourceKind {
             SourceKind::BgpPeer => &["peer", "remote_as"],
             SourceKind::OspfNeighbor => &["neighbor", "neighbor_address"],
             SourceKind::LldpLink => &["interface"],
+            SourceKind::Config => &[],
         }
     }
 
@@ -414,4 +423,38 @@ pub fn complete_kinds(obs: &Observation) -> &'static [SourceKind] {
         Outcome::Polled { .. } => &[SourceKind::Interface],
         _ => &[],
     }
+}
+
+/// The readings of one configuration change: the change itself (`changed` true) and, right after
+/// it, the same values with `changed` false, so a rule on `changed` fires once per change and
+/// clears (held by its `keep_firing_for`). The diff is cut to `max_diff` characters.
+pub fn config_change_readings(
+    device_id: i64,
+    meta: &DeviceMeta,
+    lines_added: i64,
+    lines_removed: i64,
+    trigger: &str,
+    diff: &str,
+    max_diff: usize,
+) -> [Reading; 2] {
+    let diff: String = if diff.chars().count() > max_diff {
+        let cut: String = diff.chars().take(max_diff).collect();
+        format!("{cut}\n… (diff cut at {max_diff} characters)")
+    } else {
+        diff.to_string()
+    };
+    let key = SeriesKey { kind: SourceKind::Config, device_id, item: Arc::from("") };
+    let fields = |changed: bool| {
+        vec![
+            Dynamic::from_bool(changed),
+            Dynamic::from_int(lines_added),
+            Dynamic::from_int(lines_removed),
+            text(trigger),
+            text(&diff),
+        ]
+    };
+    [
+        Reading { key: key.clone(), labels: meta.labels(), fields: fields(true) },
+        Reading { key, labels: meta.labels(), fields: fields(false) },
+    ]
 }

@@ -555,7 +555,7 @@ fn hook_fps_any(requests: &[Captured], rule: &str) -> Vec<String> {
 
 /// The README's first command: `netwarden serve --demo` simulates a fabric, and a fault injected
 /// through the control port it prints shows as alerts; its devices' configurations are backed up
-/// over SSH.
+/// over SSH, and a configuration change becomes an alert with the diff.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_fabric_shows_alerts_for_an_injected_fault() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -595,4 +595,19 @@ async fn the_demo_fabric_shows_alerts_for_an_injected_fault() {
         assert!(tokio::time::Instant::now() < deadline, "no backup of leaf001: {history:#}\n{}", tail(&log, 30));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // An administrative BGP shutdown changes leaf001's configuration: the next backup finds the
+    // change, and the ConfigChanged alert carries its diff.
+    let stream = tokio::net::TcpStream::connect(&control).await.expect("the demo's control port");
+    let (read, mut write) = stream.into_split();
+    write.write_all(b"bgp-down leaf001 spine2\n").await.unwrap();
+    let mut answer = String::new();
+    BufReader::new(read).read_line(&mut answer).await.unwrap();
+    assert_eq!(answer.trim(), "ok");
+    let (status, body) =
+        nw.api.send(reqwest::Method::POST, "/api/v1/devices/leaf001/configs/backup", Value::Null).await;
+    assert!(status < 300, "on-demand backup: {status} {body}");
+    let alerts = nw.api.wait_alerts("ConfigChanged", "the change alerts", |a| a.len() == 1).await;
+    let diff = alerts[0]["annotations"]["diff"].as_str().unwrap();
+    assert!(diff.lines().any(|l| l.starts_with('+') && l.contains("shutdown")), "{diff}");
+    assert_eq!(alerts[0]["labels"]["device"], "leaf001");
 }

@@ -311,6 +311,11 @@ fn event_from_row(r: &Row) -> ConfigEvent {
 
 /// Change events after `after_id` (the alert engine's cursor), oldest first; optionally for one
 /// device.
+/// The newest configuration event's id (0 when there is none): a cursor that starts at "now".
+pub async fn latest_event_id(client: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
+    Ok(client.query_one("SELECT coalesce(max(id), 0) FROM config_event", &[]).await?.get(0))
+}
+
 pub async fn events_after(
     client: &impl GenericClient,
     after_id: i64,

@@ -185,7 +185,7 @@ fn run_case(
             }
         }
         let item_label = match kind {
-            SourceKind::Device => None,
+            SourceKind::Device | SourceKind::Config => None,
             SourceKind::Interface | SourceKind::LldpLink => Some("interface"),
             SourceKind::BgpPeer => Some("peer"),
             SourceKind::OspfNeighbor => Some("neighbor"),
