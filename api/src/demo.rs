@@ -1,7 +1,8 @@
 //! The first-run demo: a simulated spine-leaf fabric (2 spines, 6 leaves) on loopback, in the
 //! service's own process, added to the inventory, so a new user sees polling, topology, alerts and
 //! configuration backups before they have devices of their own. Every device answers SNMP and SSH
-//! and sends traps to the service; faults are injected through a control port on loopback.
+//! on its own loopback address (127.0.1.1 upwards) and sends traps to the service; faults are
+//! injected through a control port on loopback.
 
 use crate::runtime::Database;
 use anyhow::{Context, Result};
@@ -15,6 +16,8 @@ use std::time::Duration;
 /// The demo fabric's shape.
 pub const DEMO_FABRIC: &str = "spines=2,leaves=6";
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The demo's devices answer on 127.0.1.1, 127.0.1.2, …
+const DEMO_FIRST_ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 1, 1);
 
 pub struct DemoFabric {
     pub devices: usize,
@@ -45,7 +48,8 @@ pub async fn start(db: &Database, secrets: &SecretBox, trap_target: Option<Socke
     let spec: FabricSpec = DEMO_FABRIC.parse().context("demo fabric")?;
     let mut fabric = Fabric::build(FabricModel::build(&spec).context("demo fabric")?);
     let agents = AgentConfig::default();
-    fabric.serve(LOCALHOST, 0, &agents).await.context("serving the demo fabric on 127.0.0.1")?;
+    // Each device on its own loopback address, so a trap names its device.
+    fabric.serve_each_on_own_address(DEMO_FIRST_ADDRESS, 0, &agents).await.context("serving the demo fabric")?;
     if let Some(target) = trap_target {
         fabric.send_traps(vec![target], &agents.community).context("demo fabric traps")?;
     }

@@ -337,7 +337,7 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
     println!("  alerts     http://{addr}/api/v1/alerts   ({})", alerting.summary);
     if let Some(f) = &demo_fabric {
         println!(
-            "  demo       a simulated fabric ({}: {} devices, SNMP, SSH and traps on 127.0.0.1)",
+            "  demo       a simulated fabric ({}: {} devices answering SNMP and SSH on 127.0.1.1 upwards, sending traps)",
             crate::demo::DEMO_FABRIC,
             f.devices
         );

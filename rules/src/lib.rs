@@ -3,6 +3,8 @@
 //! Role: evaluate rules over what the collector observed, keep the alert lifecycle (pending,
 //! firing, resolved, acknowledged, silenced, inhibited, suppressed by topology), route alerts to
 //! receivers with grouping and escalation, and deliver notifications durably through an outbox.
+//! `service` is the one task inside `netwarden serve` that owns the alert state and connects the
+//! pure parts (engine, suppression, dispatcher) to the database and the outbox worker.
 //! Boundaries: it performs no device I/O and never writes a sample; it reads state through the
 //! collector's store and observations, and owns only the alert and outbox tables.
 

@@ -260,12 +260,15 @@ impl Service {
         );
         let mut next_silence_reload = tokio::time::Instant::now() + self.opts.silence_reload;
         let mut next_config_poll = tokio::time::Instant::now();
+        let mut next_tick = tokio::time::Instant::now() + self.opts.tick;
         let mut buf = Vec::with_capacity(256);
         // Inputs that closed (their producer stopped) are no longer watched; only `cancel` stops the
         // service, so acknowledgements and timers keep working until then.
         let (mut observing, mut following) = (true, true);
         loop {
-            let wake_at = self.next_wake();
+            // The tick's deadline is kept across iterations: a steady stream of observations must not
+            // postpone timers (for:, group waits, escalations, silence ends) indefinitely.
+            let wake_at = self.next_wake(next_tick);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 n = observations.recv_many(&mut buf, 1024), if observing => {
@@ -289,6 +292,10 @@ impl Service {
                     continue;
                 }
                 _ = tokio::time::sleep_until(wake_at) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= next_tick {
+                        next_tick = now + self.opts.tick;
+                    }
                     if tokio::time::Instant::now() >= next_silence_reload {
                         self.reload_silences().await;
                         next_silence_reload = tokio::time::Instant::now() + self.opts.silence_reload;
@@ -313,15 +320,13 @@ impl Service {
     }
 
     /// The next timer: the next tick, or earlier when a group is due sooner.
-    fn next_wake(&self) -> tokio::time::Instant {
-        let tick = tokio::time::Instant::now() + self.opts.tick;
-        let due = self.dispatcher.as_ref().and_then(Dispatcher::next_due);
-        match due {
+    fn next_wake(&self, next_tick: tokio::time::Instant) -> tokio::time::Instant {
+        match self.dispatcher.as_ref().and_then(Dispatcher::next_due) {
             Some(at) => {
                 let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                tick.min(tokio::time::Instant::now() + wait)
+                next_tick.min(tokio::time::Instant::now() + wait)
             }
-            None => tick,
+            None => next_tick,
         }
     }
 

@@ -114,22 +114,53 @@ impl Fabric {
     /// Starts one agent per device on `ip`, device `i` on `base_port + i` (0: any free port
     /// each). Stops at the first bind error, dropping the agents already started.
     pub async fn serve(&mut self, ip: IpAddr, base_port: u16, config: &AgentConfig) -> io::Result<()> {
+        let n = self.mibs.len();
+        self.serve_at(config, |i| {
+            if base_port == 0 {
+                return Ok(SocketAddr::new(ip, 0));
+            }
+            let port = u16::try_from(usize::from(base_port) + i).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{n} devices from port {base_port} go beyond 65535"),
+                )
+            })?;
+            Ok(SocketAddr::new(ip, port))
+        })
+        .await
+    }
+
+    /// Starts one agent per device, each on its own loopback address: device `i` on `first + i`,
+    /// port `port` (0: any free port). Traps and SSH then come from an address that names the
+    /// device, as on a real network. All addresses must stay inside 127.0.0.0/8.
+    pub async fn serve_each_on_own_address(
+        &mut self,
+        first: std::net::Ipv4Addr,
+        port: u16,
+        config: &AgentConfig,
+    ) -> io::Result<()> {
+        let n = self.mibs.len() as u32;
+        let last = u32::from(first).checked_add(n.saturating_sub(1));
+        if !first.is_loopback() || last.is_none_or(|l| !std::net::Ipv4Addr::from(l).is_loopback()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{n} devices from {first} do not fit in 127.0.0.0/8"),
+            ));
+        }
+        self.serve_at(config, |i| Ok(SocketAddr::new(IpAddr::V4((u32::from(first) + i as u32).into()), port))).await
+    }
+
+    async fn serve_at(
+        &mut self,
+        config: &AgentConfig,
+        addr_of: impl Fn(usize) -> io::Result<SocketAddr>,
+    ) -> io::Result<()> {
         let mut agents = Vec::with_capacity(self.mibs.len());
         for (i, (mib, behaviour)) in self.mibs.iter().zip(&self.behaviours).enumerate() {
-            let port = if base_port == 0 {
-                0
-            } else {
-                u16::try_from(usize::from(base_port) + i).map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("{} devices from port {base_port} go beyond 65535", self.mibs.len()),
-                    )
-                })?
-            };
-            let agent =
-                SimAgent::bind_with(SocketAddr::new(ip, port), mib.clone(), Arc::clone(behaviour), config.clone())
-                    .await
-                    .map_err(|e| io::Error::new(e.kind(), format!("binding {}:{port}: {e}", ip)))?;
+            let addr = addr_of(i)?;
+            let agent = SimAgent::bind_with(addr, mib.clone(), Arc::clone(behaviour), config.clone())
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
             agents.push(agent);
         }
         self.agents = agents;
