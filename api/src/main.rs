@@ -161,6 +161,15 @@ enum RulesCommand {
     },
 }
 
+/// Prints every error and their count; the exit code of a failed check.
+fn report_errors(errors: &[impl std::fmt::Display]) -> std::process::ExitCode {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!("{} error(s)", errors.len());
+    std::process::ExitCode::FAILURE
+}
+
 fn rules_command(cmd: RulesCommand) -> std::process::ExitCode {
     use std::process::ExitCode;
     match cmd {
@@ -169,13 +178,7 @@ fn rules_command(cmd: RulesCommand) -> std::process::ExitCode {
                 println!("ok: {} rule(s) in {} file(s)", rules.len(), files.len());
                 ExitCode::SUCCESS
             }
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("{e}");
-                }
-                eprintln!("{} error(s)", errors.len());
-                ExitCode::FAILURE
-            }
+            Err(errors) => report_errors(&errors),
         },
         RulesCommand::CheckAlerting { file } => match rules::config::Alerting::load(Some(&file), "http://localhost") {
             Ok(a) => {
@@ -189,13 +192,7 @@ fn rules_command(cmd: RulesCommand) -> std::process::ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("{e}");
-                }
-                eprintln!("{} error(s)", errors.len());
-                ExitCode::FAILURE
-            }
+            Err(errors) => report_errors(&errors),
         },
         RulesCommand::Test { files } => {
             let (mut passed, mut failed) = (0, 0);
