@@ -695,9 +695,7 @@ impl Service {
         let mut changed = Vec::new();
         for (k, g) in &d.groups {
             let json = serde_json::to_value(g).unwrap_or_default();
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            json.to_string().hash(&mut h);
-            let h = h.finish();
+            let h = json_hash(&json);
             if self.saved_groups.get(k) != Some(&h) {
                 changed.push((k.clone(), h, json));
             }
@@ -794,11 +792,7 @@ impl Service {
         if let Some(d) = self.dispatcher.as_mut() {
             self.saved_groups = groups
                 .iter()
-                .map(|g| {
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    serde_json::to_value(g).unwrap_or_default().to_string().hash(&mut h);
-                    (g.key.clone(), h.finish())
-                })
+                .map(|g| (g.key.clone(), json_hash(&serde_json::to_value(g).unwrap_or_default())))
                 .collect();
             d.restore(groups);
         }
@@ -828,6 +822,13 @@ impl Service {
             fingerprint: a.fingerprint.clone(),
         })
     }
+}
+
+/// The hash a group's saved state is compared by.
+fn json_hash(json: &serde_json::Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    json.to_string().hash(&mut h);
+    h.finish()
 }
 
 /// A resolved transition for a stored alert that cannot be restored.

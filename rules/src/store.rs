@@ -130,11 +130,6 @@ pub async fn delete_groups(db: &impl GenericClient, keys: &[String]) -> DbResult
     Ok(())
 }
 
-pub async fn delete_groups_except(db: &impl GenericClient, keep: &[String]) -> DbResult<()> {
-    db.execute("DELETE FROM alert_group WHERE NOT (key = ANY($1))", &[&keep]).await?;
-    Ok(())
-}
-
 pub async fn load_groups(db: &impl GenericClient) -> DbResult<Vec<Group>> {
     let rows = db.query("SELECT state FROM alert_group", &[]).await?;
     Ok(rows.iter().filter_map(|r| serde_json::from_value(r.get::<_, serde_json::Value>(0)).ok()).collect())
@@ -164,6 +159,11 @@ pub struct StoredAlert {
     pub ack_until: Option<DateTime<Utc>>,
 }
 
+/// A JSON column this module wrote (labels, annotations); unreadable reads as empty.
+fn json_column<T: serde::de::DeserializeOwned + Default>(r: &tokio_postgres::Row, i: usize) -> T {
+    serde_json::from_value(r.get(i)).unwrap_or_default()
+}
+
 pub async fn active_alerts(db: &impl GenericClient) -> DbResult<Vec<StoredAlert>> {
     let rows = db
         .query(
@@ -183,8 +183,8 @@ pub async fn active_alerts(db: &impl GenericClient) -> DbResult<Vec<StoredAlert>
                 rule: r.get(1),
                 severity: r.get(2),
                 state: r.get(3),
-                labels: serde_json::from_value(r.get(4)).unwrap_or_default(),
-                annotations: serde_json::from_value(r.get(5)).unwrap_or_default(),
+                labels: json_column(r, 4),
+                annotations: json_column(r, 5),
                 device_id: r.get(6),
                 series_kind: r.get(7),
                 series_item: r.get(8),
@@ -239,8 +239,8 @@ pub async fn history(
             change: r.get(3),
             state: r.get(4),
             severity: r.get(5),
-            labels: serde_json::from_value(r.get(6)).unwrap_or_default(),
-            annotations: serde_json::from_value(r.get(7)).unwrap_or_default(),
+            labels: json_column(r, 6),
+            annotations: json_column(r, 7),
             detail: r.get(8),
         })
         .collect())

@@ -27,12 +27,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use chrono::Utc;
-use collector::counters::InterfaceRates;
-use collector::ifmib::{InterfaceRow, SystemInfo};
-use collector::inventory::{Device, SnmpCredentials};
-use collector::observe::{Observation, Outcome};
-use collector::poll::DevicePoll;
-use collector::scheduler::ScheduledDevice;
+use collector::observe::Observation;
+use netwarden_tests::observations::{interface_poll, port_name, scheduled};
 use netwarden_tests::pg;
 use netwarden_tests::receivers::Alertmanager;
 use serde_json::{Value, json};
@@ -108,56 +104,12 @@ async fn start_receiver() -> (String, Arc<Receipts>) {
 }
 
 fn interface(i: usize) -> String {
-    format!("eth{i}")
+    port_name(i)
 }
 
-/// A poll of device 1 where interfaces `0..down` are oper down (all admin up).
+/// A poll of device 1 where interfaces in `down` are oper down (all admin up).
 fn observation(n: usize, down: std::ops::Range<usize>) -> Observation {
-    let interfaces = (0..n)
-        .map(|i| InterfaceRow {
-            if_index: i as u32 + 1,
-            name: Some(interface(i)),
-            speed_bps: Some(10_000_000_000),
-            admin_status: Some(1),
-            oper_status: Some(if down.contains(&i) { 2 } else { 1 }),
-            ..Default::default()
-        })
-        .collect();
-    let poll = DevicePoll {
-        target: "127.0.0.1:161".into(),
-        system: SystemInfo { sys_uptime_ticks: Some(100_000), ..Default::default() },
-        interfaces,
-        issues: Vec::new(),
-        stats: Default::default(),
-        duration: Duration::from_millis(5),
-        routing: None,
-        routing_error: None,
-    };
-    Observation {
-        device_id: 1,
-        device: "leaf001".into(),
-        at: Utc::now(),
-        outcome: Outcome::Polled { poll: Arc::new(poll), rates: Arc::new(vec![InterfaceRates::default(); n]) },
-    }
-}
-
-fn device() -> ScheduledDevice {
-    let device = Device {
-        id: Some(1),
-        name: "leaf001".into(),
-        host: "127.0.0.1".into(),
-        snmp_port: 161,
-        site: Some("bench".into()),
-        role: Some("leaf".into()),
-        vendor: None,
-        platform: None,
-        tags: vec![],
-        snmp: SnmpCredentials::V2c { community: "public".into() },
-        ssh: None,
-        poll_interval: None,
-        backup_interval: None,
-    };
-    ScheduledDevice { id: 1, device }
+    interface_poll(1, "leaf001", n, down)
 }
 
 struct Percentiles {
@@ -208,7 +160,7 @@ async fn measure_ours(hook: &str, receipts: &Receipts, n: usize, singles: usize)
     let opts = rules::outbox::WorkerOptions { wake: wake.clone(), concurrency: 16, ..Default::default() };
     let worker = rules::outbox::spawn(pool.clone(), notifier, opts, cancel.clone());
     let (tx, rx) = mpsc::channel(16);
-    let (_devices_tx, devices) = watch::channel(vec![device()]);
+    let (_devices_tx, devices) = watch::channel(vec![scheduled(1, "leaf001")]);
     let topology = Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[]))));
     let inputs = rules::service::Inputs { observations: rx, devices, topology };
     let sopts = rules::service::Options { outbox_wake: wake, ..Default::default() };

@@ -7,6 +7,7 @@
 //! - [`util`]: the cache dir, free ports, and `skip_unless_root` for tests that need root;
 //! - [`app`]: the HTTP API's state over a test database, for in-process API tests;
 //! - [`receivers`]: notification peers: a scripted capturing HTTP receiver, aiosmtpd and Alertmanager;
+//! - [`observations`]: scheduler observations built in memory, to drive the alert service without an agent;
 //! - [`bench`]: what the benchmarks share: /proc CPU and memory, a loopback HTTP GET, the `BENCH` summary line.
 //!
 //! `bash .ci/run install` installs everything they need; none of them skips for lack of it, they fail and say
@@ -14,6 +15,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod observations;
 pub mod pg;
 pub mod receivers;
 pub mod snmpd;

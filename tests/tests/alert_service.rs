@@ -3,62 +3,16 @@
 //! recorded.
 
 use chrono::Utc;
-use collector::counters::InterfaceRates;
-use collector::ifmib::{InterfaceRow, SystemInfo};
-use collector::inventory::{Device, SnmpCredentials};
-use collector::observe::{Observation, Outcome};
-use collector::poll::DevicePoll;
-use collector::scheduler::ScheduledDevice;
+use netwarden_tests::observations::{interface_poll, scheduled};
 use netwarden_tests::pg;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-fn device() -> ScheduledDevice {
-    let device = Device {
-        id: Some(1),
-        name: "leaf001".into(),
-        host: "127.0.0.1".into(),
-        snmp_port: 161,
-        site: None,
-        role: Some("leaf".into()),
-        vendor: None,
-        platform: None,
-        tags: vec![],
-        snmp: SnmpCredentials::V2c { community: "public".into() },
-        ssh: None,
-        poll_interval: None,
-        backup_interval: None,
-    };
-    ScheduledDevice { id: 1, device }
-}
-
-/// A poll of leaf001 with eth0 oper down.
-fn observation() -> Observation {
-    let row = InterfaceRow {
-        if_index: 1,
-        name: Some("eth0".into()),
-        admin_status: Some(1),
-        oper_status: Some(2),
-        ..Default::default()
-    };
-    let poll = DevicePoll {
-        target: "127.0.0.1:161".into(),
-        system: SystemInfo { sys_uptime_ticks: Some(1000), ..Default::default() },
-        interfaces: vec![row],
-        issues: Vec::new(),
-        stats: Default::default(),
-        duration: Duration::from_millis(1),
-        routing: None,
-        routing_error: None,
-    };
-    Observation {
-        device_id: 1,
-        device: "leaf001".into(),
-        at: Utc::now(),
-        outcome: Outcome::Polled { poll: Arc::new(poll), rates: Arc::new(vec![InterfaceRates::default()]) },
-    }
+/// A poll of leaf001 with its one port, eth0, oper down.
+fn observation() -> collector::observe::Observation {
+    interface_poll(1, "leaf001", 1, 0..1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +33,7 @@ async fn timers_run_while_observations_stream_in_and_acks_expire() {
     std::fs::write(dir.path().join("alerting.yaml"), "rule_files: [rules.yaml]\n").unwrap();
     let alerting = rules::config::Alerting::load(Some(&dir.path().join("alerting.yaml")), "http://nw").unwrap();
     let (tx, rx) = mpsc::channel(64);
-    let (_devices_tx, devices) = watch::channel(vec![device()]);
+    let (_devices_tx, devices) = watch::channel(vec![scheduled(1, "leaf001")]);
     let topology = Arc::new(std::sync::RwLock::new(Arc::new(collector::topology::Topology::build(&[], &[]))));
     let inputs = rules::service::Inputs { observations: rx, devices, topology };
     let opts = rules::service::Options { tick: Duration::from_millis(500), ..Default::default() };

@@ -8,7 +8,7 @@
 
 use collector::cluster::{self, ClusterOptions, assign::Members};
 use collector::db::{self, BackendChoice};
-use collector::inventory::{Device, SnmpCredentials, store};
+use collector::inventory::{Device, store};
 use collector::scheduler::ScheduledDevice;
 use collector::secrets::SecretBox;
 use collector::sim::{AgentConfig, Fabric, FabricModel, FabricSpec};
@@ -36,23 +36,7 @@ fn registration(name: &str, session: &str) -> Registration {
 async fn db_with_devices(tdb: &pg::TestDb, n: usize) -> tokio_postgres::Client {
     let mut c = tdb.connect().await;
     db::migrate(&mut c, BackendChoice::Auto).await.expect("migrate");
-    let devices: Vec<Device> = (1..=n)
-        .map(|i| Device {
-            id: None,
-            name: format!("d{i}"),
-            host: "127.0.0.1".into(),
-            snmp_port: 161,
-            site: None,
-            role: None,
-            vendor: None,
-            platform: None,
-            tags: vec![],
-            snmp: SnmpCredentials::V2c { community: "public".into() },
-            ssh: None,
-            poll_interval: None,
-            backup_interval: None,
-        })
-        .collect();
+    let devices: Vec<Device> = (1..=n).map(|i| Device::v2c(&format!("d{i}"), "127.0.0.1", 161, "public")).collect();
     store::import(&mut c, &secrets(), &devices, store::ImportMode::Merge).await.expect("import");
     c
 }

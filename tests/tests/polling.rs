@@ -2,7 +2,7 @@
 //! what happens when a device stops answering or a poll overruns its interval.
 
 use collector::db::{self, BackendChoice};
-use collector::inventory::{Device, SnmpCredentials, store};
+use collector::inventory::{Device, store};
 use collector::observe::{Outcome, PollNow, SchedulerHooks};
 use collector::scheduler::{self, ScheduledDevice, SchedulerOptions, SchedulerStats};
 use collector::secrets::SecretBox;
@@ -17,19 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 fn device(name: &str, host: &str, port: u16, interval: Duration) -> Device {
     Device {
-        id: None,
-        name: name.into(),
-        host: host.into(),
-        snmp_port: port,
         site: Some("test".into()),
         role: Some("leaf".into()),
-        vendor: None,
-        platform: None,
-        tags: vec![],
-        snmp: SnmpCredentials::V2c { community: "public".into() },
-        ssh: None,
         poll_interval: Some(interval),
-        backup_interval: None,
+        ..Device::v2c(name, host, port, "public")
     }
 }
 

@@ -56,6 +56,25 @@ impl BackupInterval {
 }
 
 impl Device {
+    /// A device polled with SNMP v2c and nothing else set (no site, role, SSH or own intervals).
+    pub fn v2c(name: &str, host: &str, snmp_port: u16, community: &str) -> Device {
+        Device {
+            id: None,
+            name: name.into(),
+            host: host.into(),
+            snmp_port,
+            site: None,
+            role: None,
+            vendor: None,
+            platform: None,
+            tags: vec![],
+            snmp: SnmpCredentials::V2c { community: community.into() },
+            ssh: None,
+            poll_interval: None,
+            backup_interval: None,
+        }
+    }
+
     /// `host:port` as the SNMP client needs it (IPv6 literals bracketed).
     pub fn snmp_target(&self) -> String {
         if self.host.contains(':') && !self.host.starts_with('[') {
