@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/topology/spof", get(topology_spof))
         .route("/api/v1/topology/discovered/{chassis_id}/adopt", axum::routing::post(adopt_discovered))
         .merge(crate::http_alerts::routes())
+        .merge(crate::http_intents::routes())
         .with_state(state)
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod http_alerts;
+pub mod http_intents;
 pub mod render;
 pub mod runtime;
 pub mod telemetry;

@@ -154,6 +154,12 @@ enum RulesCommand {
     /// Compile an alerting file (its rule files, receivers, route, escalations, inhibition,
     /// maintenance windows) and report every error. Exits 1 when there is any.
     CheckAlerting { file: PathBuf },
+    /// Compile intent files and report every error with its file and line (`builtin` names the
+    /// shipped intents). Exits 1 when any file has an error.
+    CheckIntents {
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
     /// Run rule unit tests (input series at times, expected alerts at times). Exits 1 on failure.
     Test {
         #[arg(required = true)]
@@ -184,12 +190,20 @@ fn rules_command(cmd: RulesCommand) -> std::process::ExitCode {
             Ok(a) => {
                 let routes = a.routing.as_ref().map_or(0, |r| r.routes.len());
                 println!(
-                    "ok: {} rule(s), {} receiver(s), {routes} route(s), {} inhibit rule(s), {} maintenance window(s)",
+                    "ok: {} rule(s), {} intent(s), {} receiver(s), {routes} route(s), {} inhibit rule(s), {} maintenance window(s)",
                     a.rules.len(),
+                    a.intents.len(),
                     a.receivers.len(),
                     a.inhibit.len(),
                     a.windows.len()
                 );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => report_errors(&errors),
+        },
+        RulesCommand::CheckIntents { files } => match rules::intent::load(&files) {
+            Ok(intents) => {
+                println!("ok: {} intent(s) in {} file(s)", intents.len(), files.len());
                 ExitCode::SUCCESS
             }
             Err(errors) => report_errors(&errors),

@@ -14,6 +14,9 @@ use std::collections::BTreeSet;
 pub struct AlertingFile {
     #[serde(default = "default_rule_files")]
     pub rule_files: Vec<String>,
+    /// Intent files (declarative assertions, see `intent`); `builtin` names the shipped ones.
+    #[serde(default = "default_rule_files")]
+    pub intent_files: Vec<String>,
     #[serde(default)]
     pub external_url: Option<String>,
     #[serde(default)]
@@ -62,6 +65,7 @@ impl Default for AlertingFile {
     fn default() -> Self {
         AlertingFile {
             rule_files: default_rule_files(),
+            intent_files: default_rule_files(),
             external_url: None,
             receivers: Vec::new(),
             route: None,
@@ -76,6 +80,7 @@ impl Default for AlertingFile {
 /// The compiled alerting configuration.
 pub struct Alerting {
     pub rules: Vec<Rule>,
+    pub intents: Vec<crate::intent::Intent>,
     pub receivers: Vec<ReceiverConfig>,
     /// `None` when no route is configured: alerts are kept and shown, nothing is sent.
     pub routing: Option<RoutingTree>,
@@ -109,18 +114,23 @@ impl Alerting {
 impl AlertingFile {
     fn compile(self, base: &std::path::Path, default_url: &str) -> Result<Alerting, Vec<String>> {
         let mut errors = Vec::new();
-        let paths: Vec<String> = self
-            .rule_files
-            .iter()
-            .map(|p| {
-                if p == "builtin" || std::path::Path::new(p).is_absolute() {
-                    p.clone()
-                } else {
-                    base.join(p).display().to_string()
-                }
-            })
-            .collect();
-        let rules = crate::rule::load(&paths).unwrap_or_else(|es| {
+        let resolve = |files: &[String]| -> Vec<String> {
+            files
+                .iter()
+                .map(|p| {
+                    if p == "builtin" || std::path::Path::new(p).is_absolute() {
+                        p.clone()
+                    } else {
+                        base.join(p).display().to_string()
+                    }
+                })
+                .collect()
+        };
+        let rules = crate::rule::load(&resolve(&self.rule_files)).unwrap_or_else(|es| {
+            errors.extend(es.iter().map(ToString::to_string));
+            Vec::new()
+        });
+        let intents = crate::intent::load(&resolve(&self.intent_files)).unwrap_or_else(|es| {
             errors.extend(es.iter().map(ToString::to_string));
             Vec::new()
         });
@@ -144,6 +154,7 @@ impl AlertingFile {
         }
         Ok(Alerting {
             rules,
+            intents,
             receivers: self.receivers,
             routing,
             inhibit,

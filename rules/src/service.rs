@@ -13,7 +13,8 @@ use crate::alert::{AlertSnapshot, AlertState, Labels, Notification, Suppression}
 use crate::config::Alerting;
 use crate::dispatch::{AlertUpdate, Dispatcher};
 use crate::engine::{Change, Engine, Instance, SavedAlert, Transition};
-use crate::source::{DeviceMeta, SeriesKey};
+use crate::intent::{self, Intent, IntentEngine};
+use crate::source::{DeviceMeta, SeriesKey, SourceKind};
 use crate::store::{self, StoredAlert};
 use crate::suppress::{self, Silence};
 use chrono::{DateTime, Utc};
@@ -91,6 +92,7 @@ pub enum CommandError {
 pub struct Handle {
     commands: mpsc::Sender<Command>,
     pub stats: Arc<Stats>,
+    intents: Arc<Vec<Intent>>,
 }
 
 /// An acknowledgement: by whom, why, and until when (else until the alert resolves).
@@ -125,6 +127,11 @@ impl Handle {
         rx.await.map_err(|_| CommandError::Stopped)?
     }
 
+    /// The intents being checked (their results are in the `intent_result` table).
+    pub fn intents(&self) -> Arc<Vec<Intent>> {
+        self.intents.clone()
+    }
+
     /// Silences changed in the database: apply them now rather than at the next reload.
     pub async fn reload_silences(&self) {
         let _ = self.commands.send(Command::ReloadSilences).await;
@@ -142,10 +149,15 @@ pub fn spawn(
 ) -> (Handle, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
     let stats = Arc::new(Stats::default());
-    let handle = Handle { commands: tx, stats: stats.clone() };
+    let (intent_tx, intent_rx) = mpsc::unbounded_channel();
+    let writer = intent::store::spawn_writer(pool.clone(), intent_rx, cancel.clone());
+    let mut service = Service::new(pool, alerting, inputs.topology, opts, stats.clone(), intent_tx);
+    let handle = Handle { commands: tx, stats, intents: service.intents.intents() };
     let task = tokio::spawn(async move {
-        let mut service = Service::new(pool, alerting, inputs.topology, opts, stats);
         service.run(inputs.observations, inputs.devices, rx, cancel).await;
+        // The writer drains what the service sent before it stopped.
+        drop(service);
+        let _ = writer.await;
     });
     (handle, task)
 }
@@ -197,6 +209,9 @@ struct Service {
     failing_since: Option<DateTime<Utc>>,
     /// The last configuration event turned into readings (`None` until read at start).
     config_cursor: Option<i64>,
+    intents: IntentEngine,
+    /// Changed intent results, to the writer task.
+    intent_writes: mpsc::UnboundedSender<Vec<intent::store::Write>>,
 }
 
 /// The longest diff carried into an alert's annotations (notifications cut further as each
@@ -218,8 +233,10 @@ impl Service {
         topology: Arc<RwLock<Arc<Topology>>>,
         opts: Options,
         stats: Arc<Stats>,
+        intent_writes: mpsc::UnboundedSender<Vec<intent::store::Write>>,
     ) -> Service {
         let engine = Engine::new(std::mem::take(&mut alerting.rules));
+        let intents = IntentEngine::new(std::mem::take(&mut alerting.intents));
         let dispatcher = alerting.routing.take().map(|t| Dispatcher::new(t, alerting.external_url.clone()));
         Service {
             pool,
@@ -237,6 +254,8 @@ impl Service {
             saved_groups: HashMap::new(),
             failing_since: None,
             config_cursor: None,
+            intents,
+            intent_writes,
         }
     }
 
@@ -249,6 +268,7 @@ impl Service {
     ) {
         self.restore_until_done(&devices, &cancel).await;
         let initial = device_metas(&devices.borrow_and_update());
+        self.set_intent_devices(initial.clone());
         let t = self.engine.set_devices(initial, now_ms());
         self.step(t, Utc::now());
         let _ = self.write().await;
@@ -284,6 +304,7 @@ impl Service {
                         continue;
                     }
                     let list = device_metas(&devices.borrow_and_update());
+                    self.set_intent_devices(list.clone());
                     let t = self.engine.set_devices(list, now_ms());
                     self.step(t, Utc::now());
                 }
@@ -336,8 +357,34 @@ impl Service {
         let mut transitions = Vec::new();
         for obs in buf.drain(..) {
             transitions.extend(self.engine.observe(&obs, now));
+            if let Some(ev) = self.intents.observe(&obs) {
+                // Every intent in scope is reported: intent series of this device not among them resolve.
+                let complete: &[SourceKind] = &[SourceKind::Intent];
+                transitions.extend(self.engine.ingest(ev.readings, Some((ev.device_id, complete)), false, now));
+                let mut writes: Vec<intent::store::Write> =
+                    ev.changed.into_iter().map(intent::store::Write::Result).collect();
+                writes.extend(
+                    ev.removed
+                        .into_iter()
+                        .map(|(intent, device_id)| intent::store::Write::Removed { intent, device_id }),
+                );
+                if !writes.is_empty() {
+                    let _ = self.intent_writes.send(writes);
+                }
+            }
         }
         self.step(transitions, Utc::now());
+    }
+
+    fn set_intent_devices(&mut self, devices: Vec<DeviceMeta>) {
+        let removed = self.intents.set_devices(devices);
+        if !removed.is_empty() {
+            let writes = removed
+                .into_iter()
+                .map(|(intent, device_id)| intent::store::Write::Removed { intent, device_id })
+                .collect();
+            let _ = self.intent_writes.send(writes);
+        }
     }
 
     fn tick(&mut self) {
@@ -772,6 +819,10 @@ impl Service {
         let db = |e: tokio_postgres::Error| collector::db::error_text(&e);
         let stored = store::active_alerts(&**conn).await.map_err(db)?;
         let groups = store::load_groups(&**conn).await.map_err(db)?;
+        let defined: Vec<String> = self.intents.intents().iter().map(|i| i.name.clone()).collect();
+        intent::store::forget_undefined(&**conn, &defined, Utc::now()).await.map_err(db)?;
+        let results = intent::store::results(&**conn, &Default::default()).await.map_err(db)?;
+        self.intents.restore(results.into_iter().filter_map(intent::store::StoredResult::into_result).collect());
         drop(conn);
         let metas = device_metas(&devices.borrow());
         self.engine.set_devices(metas, now_ms());

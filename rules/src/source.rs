@@ -20,16 +20,19 @@ pub enum SourceKind {
     LldpLink,
     /// A device's running configuration, one reading per change detected between backups.
     Config,
+    /// The result of one intent (a declarative assertion) on one device.
+    Intent,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 6] = [
+    pub const ALL: [SourceKind; 7] = [
         SourceKind::Device,
         SourceKind::Interface,
         SourceKind::BgpPeer,
         SourceKind::OspfNeighbor,
         SourceKind::LldpLink,
         SourceKind::Config,
+        SourceKind::Intent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl SourceKind {
             SourceKind::OspfNeighbor => "ospf_neighbor",
             SourceKind::LldpLink => "lldp_link",
             SourceKind::Config => "config",
+            SourceKind::Intent => "intent",
         }
     }
 
@@ -74,6 +78,9 @@ impl SourceKind {
             // changed: true in the reading of a change, false in the one that follows it at once (an
             // event: rules hold it with keep_firing_for); diff: unified, secrets masked.
             SourceKind::Config => &["changed", "lines_added", "lines_removed", "trigger", "diff"],
+            // state: pass | fail | unknown (the device did not answer, or the data a check needs is
+            // not polled yet); failed: how many checks failed; message: what failed and why.
+            SourceKind::Intent => &["state", "passed", "failed", "message", "description"],
         }
     }
 
@@ -87,6 +94,7 @@ impl SourceKind {
             SourceKind::OspfNeighbor => &[Text, Bool],
             SourceKind::LldpLink => &[Bool, Text, Text, Text],
             SourceKind::Config => &[Bool, Int, Int, Text, Text],
+            SourceKind::Intent => &[Text, Bool, Int, Text, Text],
         }
     }
 
@@ -99,6 +107,7 @@ impl SourceKind {
             SourceKind::OspfNeighbor => &["neighbor", "neighbor_address"],
             SourceKind::LldpLink => &["interface"],
             SourceKind::Config => &[],
+            SourceKind::Intent => &["intent"],
         }
     }
 
@@ -175,7 +184,7 @@ impl DeviceMeta {
         }
     }
 
-    fn labels(&self) -> BTreeMap<String, String> {
+    pub fn labels(&self) -> BTreeMap<String, String> {
         let mut l = BTreeMap::new();
         l.insert("device".to_string(), self.name.clone());
         for (k, v) in [("site", &self.site), ("role", &self.role), ("vendor", &self.vendor)] {

@@ -27,7 +27,7 @@ impl std::fmt::Display for RuleError {
 
 /// Which devices a rule applies to: each list that is set must contain the device's value
 /// (tags: any of them); unset lists do not restrict.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     #[serde(default)]

@@ -189,6 +189,7 @@ fn run_case(
             SourceKind::Interface | SourceKind::LldpLink => Some("interface"),
             SourceKind::BgpPeer => Some("peer"),
             SourceKind::OspfNeighbor => Some("neighbor"),
+            SourceKind::Intent => Some("intent"),
         };
         if let Some(l) = item_label {
             if s.item.is_empty() {
