@@ -293,7 +293,7 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
     // scheduler drops and counts them rather than wait (the next poll carries the state again). The alert
     // service follows every device of the inventory; in a cluster only the leased ones are observed here.
     let (observations, observed) = tokio::sync::mpsc::channel(8192);
-    let alerting = start_alerting(&cfg, &db.pool, observed, dev_rx.clone(), topology.clone())?;
+    let alerting = start_alerting(&cfg, &db.pool, observed, dev_rx.clone(), topology.clone()).await?;
     // In a cluster the scheduler follows only the devices whose lease this instance holds.
     let (dev_rx, cluster) = collector::cluster::spawn(db.pool.clone(), cluster_opts.clone(), dev_rx, cancel.clone());
     let sched = tokio::spawn(scheduler::run(
@@ -335,6 +335,7 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
         println!("  traps      SNMP traps and informs on udp {}", t.addr);
     }
     println!("  alerts     http://{addr}/api/v1/alerts   ({})", alerting.summary);
+    println!("  intents    http://{addr}/api/v1/intents   ({} intent(s) checked on every poll)", alerting.intents);
     if let Some(f) = &demo_fabric {
         println!(
             "  demo       a simulated fabric ({}: {} devices answering SNMP and SSH on 127.0.1.1 upwards, sending traps)",
@@ -342,8 +343,8 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
             f.devices
         );
         println!(
-            "  faults     printf 'link-down leaf001 spine1\\n' | nc {} {}   (then http://{addr}/api/v1/alerts; \
-             'clear all' repairs, 'help' lists faults)",
+            "  faults     printf 'link-down leaf001 spine1\\n' | nc {} {}   (then http://{addr}/api/v1/alerts and \
+             /api/v1/intents/results?verdict=fail; 'clear all' repairs, 'help' lists faults)",
             f.control.ip(),
             f.control.port()
         );
@@ -398,6 +399,7 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
 struct Alerting {
     handle: rules::service::Handle,
     summary: String,
+    intents: usize,
     cancel: CancellationToken,
     service: tokio::task::JoinHandle<()>,
     outbox_cancel: CancellationToken,
@@ -415,7 +417,7 @@ impl Alerting {
     }
 }
 
-fn start_alerting(
+async fn start_alerting(
     cfg: &Config,
     pool: &DbPool,
     observations: tokio::sync::mpsc::Receiver<collector::observe::Observation>,
@@ -425,6 +427,10 @@ fn start_alerting(
     let default_url = format!("http://{}", cfg.api.listen);
     let mut alerting = rules::config::Alerting::load(cfg.alerting.file.as_deref(), &default_url)
         .map_err(|errors| anyhow::anyhow!("alerting configuration:\n  {}", errors.join("\n  ")))?;
+    // Metric queries are prepared against the database now, so a mistake stops the start.
+    rules::metric::check_all(pool, &alerting.metrics)
+        .await
+        .map_err(|errors| anyhow::anyhow!("alerting configuration, metric queries:\n  {}", errors.join("\n  ")))?;
     if let Some(url) = &cfg.alerting.external_url {
         alerting.external_url = url.clone();
     }
@@ -433,6 +439,7 @@ fn start_alerting(
             let lines: Vec<String> = e.0.iter().map(ToString::to_string).collect();
             anyhow::anyhow!("alerting receivers:\n  {}", lines.join("\n  "))
         })?;
+    let intents = alerting.intents.len();
     let summary = format!(
         "{} rule(s), {} receiver(s){}",
         alerting.rules.len(),
@@ -454,7 +461,7 @@ fn start_alerting(
         ..Default::default()
     };
     let (handle, service) = rules::service::spawn(pool.clone(), alerting, inputs, opts, cancel.clone());
-    Ok(Alerting { handle, summary, cancel, service, outbox_cancel, outbox })
+    Ok(Alerting { handle, summary, intents, cancel, service, outbox_cancel, outbox })
 }
 
 /// The SNMP trap receiver and the task that stores what it accepts (`snmp_trap`).

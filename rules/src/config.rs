@@ -17,6 +17,9 @@ pub struct AlertingFile {
     /// Intent files (declarative assertions, see `intent`); `builtin` names the shipped ones.
     #[serde(default = "default_rule_files")]
     pub intent_files: Vec<String>,
+    /// Metric series: SQL queries whose rows are series of the `metric` rule source.
+    #[serde(default)]
+    pub metrics: Vec<crate::metric::MetricQuery>,
     #[serde(default)]
     pub external_url: Option<String>,
     #[serde(default)]
@@ -66,6 +69,7 @@ impl Default for AlertingFile {
         AlertingFile {
             rule_files: default_rule_files(),
             intent_files: default_rule_files(),
+            metrics: Vec::new(),
             external_url: None,
             receivers: Vec::new(),
             route: None,
@@ -81,6 +85,7 @@ impl Default for AlertingFile {
 pub struct Alerting {
     pub rules: Vec<Rule>,
     pub intents: Vec<crate::intent::Intent>,
+    pub metrics: Vec<crate::metric::MetricQuery>,
     pub receivers: Vec<ReceiverConfig>,
     /// `None` when no route is configured: alerts are kept and shown, nothing is sent.
     pub routing: Option<RoutingTree>,
@@ -134,6 +139,14 @@ impl AlertingFile {
             errors.extend(es.iter().map(ToString::to_string));
             Vec::new()
         });
+        let mut metric_names = BTreeSet::new();
+        for m in &self.metrics {
+            if let Err(e) = m.validate() {
+                errors.push(e);
+            } else if !metric_names.insert(m.name.clone()) {
+                errors.push(format!("metric {:?} is defined twice", m.name));
+            }
+        }
         errors.extend(crate::notify::validate_receivers(&self.receivers).iter().map(ToString::to_string));
         let names: BTreeSet<String> = self.receivers.iter().map(|r| r.name.clone()).collect();
         let routing = match &self.route {
@@ -155,6 +168,7 @@ impl AlertingFile {
         Ok(Alerting {
             rules,
             intents,
+            metrics: self.metrics,
             receivers: self.receivers,
             routing,
             inhibit,

@@ -300,6 +300,33 @@ impl Engine {
         out
     }
 
+    /// Applies a complete set of series of one kind whose items start with `prefix` (one run of a
+    /// metric query): series of that kind and prefix not in `readings` are gone and resolve.
+    pub fn ingest_set(
+        &mut self,
+        kind: SourceKind,
+        prefix: &str,
+        readings: Vec<Reading>,
+        now_ms: i64,
+    ) -> Vec<Transition> {
+        let from = SeriesKey { kind, device_id: i64::MIN, item: Arc::from("") };
+        let keep: std::collections::HashSet<&SeriesKey> = readings.iter().map(|r| &r.key).collect();
+        let gone: Vec<SeriesKey> = self
+            .series
+            .range(from..)
+            .take_while(|(k, _)| k.kind == kind)
+            .filter(|(k, _)| k.item.starts_with(prefix) && !keep.contains(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for k in gone {
+            self.series.remove(&k);
+            self.resolve_series(&k, now_ms, &mut out);
+        }
+        out.extend(self.ingest(readings, None, false, now_ms));
+        out
+    }
+
     fn upsert(&mut self, r: Reading, merge_only: bool, now_ms: i64) {
         let needs = self.history_needs.get(&r.key.kind).cloned().unwrap_or_default();
         let series = self.series.entry(r.key.clone()).or_insert_with(|| Series {

@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod intent;
 pub mod matcher;
+pub mod metric;
 pub mod notify;
 pub mod outbox;
 pub mod rule;

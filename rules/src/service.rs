@@ -151,10 +151,14 @@ pub fn spawn(
     let stats = Arc::new(Stats::default());
     let (intent_tx, intent_rx) = mpsc::unbounded_channel();
     let writer = intent::store::spawn_writer(pool.clone(), intent_rx, cancel.clone());
+    let mut alerting = alerting;
+    let (metric_tx, metric_rx) = mpsc::channel(16);
+    let metric_queries = std::mem::take(&mut alerting.metrics);
+    let _metric_tasks = crate::metric::spawn(pool.clone(), metric_queries, metric_tx, cancel.clone());
     let mut service = Service::new(pool, alerting, inputs.topology, opts, stats.clone(), intent_tx);
     let handle = Handle { commands: tx, stats, intents: service.intents.intents() };
     let task = tokio::spawn(async move {
-        service.run(inputs.observations, inputs.devices, rx, cancel).await;
+        service.run(inputs.observations, inputs.devices, rx, metric_rx, cancel).await;
         // The writer drains what the service sent before it stopped.
         drop(service);
         let _ = writer.await;
@@ -264,6 +268,7 @@ impl Service {
         mut observations: mpsc::Receiver<Observation>,
         mut devices: watch::Receiver<Vec<ScheduledDevice>>,
         mut commands: mpsc::Receiver<Command>,
+        mut metrics: mpsc::Receiver<crate::metric::MetricBatch>,
         cancel: CancellationToken,
     ) {
         self.restore_until_done(&devices, &cancel).await;
@@ -312,6 +317,7 @@ impl Service {
                     self.command(cmd).await;
                     continue;
                 }
+                Some(batch) = metrics.recv() => self.metric_batch(batch),
                 _ = tokio::time::sleep_until(wake_at) => {
                     let now = tokio::time::Instant::now();
                     if now >= next_tick {
@@ -374,6 +380,19 @@ impl Service {
             }
         }
         self.step(transitions, Utc::now());
+    }
+
+    /// One complete run of a metric query: its rows replace the metric's series.
+    fn metric_batch(&mut self, batch: crate::metric::MetricBatch) {
+        let by_name: HashMap<&str, &DeviceMeta> = self.engine.devices().map(|d| (d.name.as_str(), d)).collect();
+        let (readings, unknown) = crate::metric::readings(&batch, |n| by_name.get(n).copied());
+        drop(by_name);
+        if !unknown.is_empty() {
+            tracing::debug!(metric = %batch.metric, rows = unknown.len(), first = %unknown[0], "metric rows name devices not in the inventory");
+        }
+        let prefix = crate::metric::item_prefix(&batch.metric);
+        let t = self.engine.ingest_set(SourceKind::Metric, &prefix, readings, now_ms());
+        self.step(t, Utc::now());
     }
 
     fn set_intent_devices(&mut self, devices: Vec<DeviceMeta>) {

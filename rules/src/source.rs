@@ -22,10 +22,12 @@ pub enum SourceKind {
     Config,
     /// The result of one intent (a declarative assertion) on one device.
     Intent,
+    /// One row of a metric query (SQL over the stored series, see `metric`).
+    Metric,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 8] = [
         SourceKind::Device,
         SourceKind::Interface,
         SourceKind::BgpPeer,
@@ -33,6 +35,7 @@ impl SourceKind {
         SourceKind::LldpLink,
         SourceKind::Config,
         SourceKind::Intent,
+        SourceKind::Metric,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +47,7 @@ impl SourceKind {
             SourceKind::LldpLink => "lldp_link",
             SourceKind::Config => "config",
             SourceKind::Intent => "intent",
+            SourceKind::Metric => "metric",
         }
     }
 
@@ -81,6 +85,8 @@ impl SourceKind {
             // state: pass | fail | unknown (the device did not answer, or the data a check needs is
             // not polled yet); failed: how many checks failed; message: what failed and why.
             SourceKind::Intent => &["state", "passed", "failed", "message", "description"],
+            // value: the query's `value` column; its other columns are labels.
+            SourceKind::Metric => &["value"],
         }
     }
 
@@ -95,6 +101,7 @@ impl SourceKind {
             SourceKind::LldpLink => &[Bool, Text, Text, Text],
             SourceKind::Config => &[Bool, Int, Int, Text, Text],
             SourceKind::Intent => &[Text, Bool, Int, Text, Text],
+            SourceKind::Metric => &[Num],
         }
     }
 
@@ -108,6 +115,7 @@ impl SourceKind {
             SourceKind::LldpLink => &["interface"],
             SourceKind::Config => &[],
             SourceKind::Intent => &["intent"],
+            SourceKind::Metric => &["metric"],
         }
     }
 

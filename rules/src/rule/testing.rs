@@ -190,6 +190,7 @@ fn run_case(
             SourceKind::BgpPeer => Some("peer"),
             SourceKind::OspfNeighbor => Some("neighbor"),
             SourceKind::Intent => Some("intent"),
+            SourceKind::Metric => Some("metric"),
         };
         if let Some(l) = item_label {
             if s.item.is_empty() {
