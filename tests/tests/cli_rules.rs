@@ -91,3 +91,24 @@ fn the_readme_alerting_file_checks_and_mistakes_are_all_reported() {
     assert!(err.contains("unknown receiver \"nobody\"") && err.contains("at three"), "{err}");
     assert!(err.contains("2 error(s)"), "{err}");
 }
+
+#[test]
+fn intent_files_are_checked_with_every_error_and_its_line() {
+    let (code, out, err) = run(&["rules", "check-intents", "builtin"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "ok: 3 intent(s) in 1 file(s)");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("intents.yaml");
+    std::fs::write(
+        &file,
+        "intents:\n  - name: leaf-bgp-redundancy\n    require: {bgp_established: {min: 2}}\n  - name: uplinks\n    require:\n      lldp_neighbours: {min: 2}\n      bgp_established: {min: two}\n",
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let (code, out, err) = run(&["rules", "check-intents", "builtin", &f]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains(&format!("{f}:2: intent \"leaf-bgp-redundancy\" is already defined at builtin:")), "{err}");
+    assert!(err.contains(&format!("{f}:6: intent \"uplinks\": require.lldp_neighbours: unknown check")), "{err}");
+    assert!(err.contains(&format!("{f}:7: intent \"uplinks\": require.bgp_established: min: \"two\"")), "{err}");
+    assert!(err.contains("3 error(s)"), "{err}");
+}
