@@ -1,5 +1,6 @@
-//! Notifiers and the notification outbox against real peers: aiosmtpd, Debian's Alertmanager, PostgreSQL, and a
-//! capturing HTTP receiver that stands in for Slack and PagerDuty and checks their published formats.
+//! Notifiers and the notification outbox against real peers: aiosmtpd (plain, STARTTLS and implicit TLS with a
+//! certificate from a CA the test makes, AUTH required), Debian's Alertmanager, PostgreSQL, and a capturing HTTP
+//! receiver that stands in for Slack and PagerDuty and checks their published formats.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use chrono::Utc;
 use collector::db::{self, BackendChoice};
 use netwarden_tests::pg::{TestDb, fresh_db};
 use netwarden_tests::receivers::{
-    Alertmanager, CaptureServer, Reply, SmtpServer, pagerduty_validator, slack_validator,
+    Alertmanager, CaptureServer, Reply, SmtpServer, SmtpServerOptions, SmtpServerTls, TestPki, pagerduty_validator,
+    slack_validator,
 };
 use rules::alert::{AlertSnapshot, AlertState, Labels, Notification, NotificationKind, Severity, fingerprint};
 use rules::notify::{Notifier, NotifierOptions, ReceiverConfig};
@@ -143,6 +145,153 @@ async fn email_to_a_closed_port_fails_transiently() {
         .unwrap_err();
     assert!(e.is_transient(), "{e}");
     assert!(e.to_string().starts_with(&format!("receiver mail: SMTP to 127.0.0.1:{port}: ")), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// E-mail over TLS: STARTTLS (no downgrade) and implicit TLS, a private CA trusted through ca_file, AUTH.
+
+/// An e-mail receiver named `mail` as in the alerting file; `extra` adds fields (`"ca_file": …`).
+fn tls_mail_receiver(port: u16, tls: &str, password_file: &std::path::Path, extra: &str) -> Vec<ReceiverConfig> {
+    receivers(&format!(
+        r#"[{{"name": "mail", "email": {{"smarthost": "127.0.0.1:{port}", "tls": "{tls}", "username": "noc",
+             "password": {{"file": "{}"}}, "from": "netwarden <nw@example.net>",
+             "to": ["noc@example.net", "Ops <ops@example.net>"]{extra}}}}}]"#,
+        password_file.display()
+    ))
+}
+
+/// The password as operators keep it: in a file (with the trailing newline an editor leaves).
+fn password_file(dir: &std::path::Path, password: &str) -> std::path::PathBuf {
+    let p = dir.join("smtp-password");
+    std::fs::write(&p, format!("{password}\n")).unwrap();
+    p
+}
+
+/// Checks a message received over TLS from `tls_mail_receiver`, as the notification said.
+fn check_tls_mail(mail: &Value, note: &Notification) {
+    let version = mail["tls_version"].as_str().unwrap_or_default();
+    assert!(version == "TLSv1.3" || version == "TLSv1.2", "the message came over TLS: {mail:#}");
+    assert_eq!(mail["authenticated_as"], "noc");
+    assert_eq!(mail["subject"], rules::notify::email::subject(note));
+    assert_eq!(mail["from"], "netwarden <nw@example.net>");
+    assert_eq!(mail["to"], "noc@example.net, Ops <ops@example.net>");
+    assert_eq!(mail["mail_from"], "nw@example.net");
+    assert_eq!(mail["rcpt_tos"], json!(["noc@example.net", "ops@example.net"]));
+    assert_eq!(mail["content_type"], "multipart/alternative");
+    let parts = mail["parts"].as_array().unwrap();
+    assert_eq!(
+        parts.iter().map(|p| p["content_type"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["text/plain", "text/html"]
+    );
+    assert_eq!(parts[0]["text"].as_str().unwrap().replace("\r\n", "\n"), rules::notify::email::text_body(note));
+    assert_eq!(parts[1]["text"].as_str().unwrap().replace("\r\n", "\n"), rules::notify::email::html_body(note));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_starttls_with_auth_reaches_a_server_with_a_certificate_from_a_trusted_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate("netwarden test CA");
+    let smtp = SmtpServer::start_with(SmtpServerOptions {
+        auth: Some(("noc", "starttls-pass-7Qx")),
+        tls: SmtpServerTls::Starttls(&pki),
+    });
+    let secret = password_file(dir.path(), "starttls-pass-7Qx");
+    let configs = tls_mail_receiver(smtp.port, "starttls", &secret, &format!(r#", "ca_file": "{}""#, pki.ca.display()));
+    let debug = format!("{configs:?}");
+    assert!(!debug.contains("starttls-pass-7Qx"), "{debug}");
+    let n = notifier(configs);
+    let note = notification(
+        "mail",
+        NotificationKind::Firing,
+        vec![alert("leaf1", "eth1", Severity::Critical), alert("leaf1", "eth2", Severity::Minor)],
+    );
+    let delivered = n.send(&note).await.expect("sending over STARTTLS");
+    assert_eq!(delivered.status, Some(250));
+    let mail = smtp.wait_for_messages(1, WAIT).remove(0);
+    check_tls_mail(&mail, &note);
+    assert_eq!(mail["subject"], "[CRITICAL] [FIRING:2] InterfaceDown leaf1");
+    assert_eq!(smtp.auth_attempts(), [json!({"mechanism": "PLAIN", "login": "noc", "success": true})]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_implicit_tls_with_auth_reaches_a_server_with_a_certificate_from_a_trusted_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate("netwarden test CA");
+    let smtp = SmtpServer::start_with(SmtpServerOptions {
+        auth: Some(("noc", "smtps-pass-3Kv")),
+        tls: SmtpServerTls::Implicit(&pki),
+    });
+    let secret = password_file(dir.path(), "smtps-pass-3Kv");
+    let n = notifier(tls_mail_receiver(smtp.port, "tls", &secret, &format!(r#", "ca_file": "{}""#, pki.ca.display())));
+    let mut resolved = alert("spine1", "eth9", Severity::Major);
+    resolved.state = AlertState::Resolved;
+    resolved.ends_at = Some(Utc::now());
+    let note = notification("mail", NotificationKind::Resolved, vec![resolved]);
+    assert_eq!(n.send(&note).await.expect("sending over implicit TLS").status, Some(250));
+    let mail = smtp.wait_for_messages(1, WAIT).remove(0);
+    check_tls_mail(&mail, &note);
+    assert_eq!(mail["subject"], "[MAJOR] [RESOLVED] InterfaceDown spine1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_with_starttls_refuses_a_server_that_does_not_offer_it_before_sending_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server takes AUTH in plain text; netwarden must not fall back to it.
+    let smtp = SmtpServer::start(Some(("noc", "plain-pass-9Zr")));
+    let secret = password_file(dir.path(), "plain-pass-9Zr");
+    let n = notifier(tls_mail_receiver(smtp.port, "starttls", &secret, ""));
+    let note = notification("mail", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Major)]);
+    let e = n.send(&note).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "receiver mail: SMTP to 127.0.0.1:{}: the server does not offer STARTTLS; with tls: starttls nothing is \
+             sent in plain text (no login, no message)",
+            smtp.port
+        )
+    );
+    assert!(!e.is_transient(), "a server without STARTTLS needs someone to change something: {e}");
+    assert!(smtp.auth_attempts().is_empty(), "the password was offered in plain text: {:?}", smtp.auth_attempts());
+    assert!(smtp.messages().is_empty(), "a message went out in plain text: {:#?}", smtp.messages());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_refuses_a_certificate_it_does_not_trust_over_starttls_and_implicit_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate("netwarden test CA");
+    let other = TestPki::generate("some other CA");
+    let secret = password_file(dir.path(), "untrusted-pass-4Wd");
+    let auth = Some(("noc", "untrusted-pass-4Wd"));
+    let starttls = SmtpServer::start_with(SmtpServerOptions { auth, tls: SmtpServerTls::Starttls(&pki) });
+    let implicit = SmtpServer::start_with(SmtpServerOptions { auth, tls: SmtpServerTls::Implicit(&pki) });
+    let other_ca = format!(r#", "ca_file": "{}""#, other.ca.display());
+    let note = notification("mail", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Major)]);
+    for (server, tls, extra) in [
+        (&starttls, "starttls", ""),
+        (&starttls, "starttls", &*other_ca),
+        (&implicit, "tls", ""),
+        (&implicit, "tls", &other_ca),
+    ] {
+        let n = notifier(tls_mail_receiver(server.port, tls, &secret, extra));
+        let e = n.send(&note).await.unwrap_err();
+        let text = e.to_string();
+        let case = format!("tls: {tls}, ca_file: {extra:?}");
+        assert!(text.starts_with(&format!("receiver mail: SMTP to 127.0.0.1:{}: ", server.port)), "{case}: {text}");
+        assert_eq!(
+            text,
+            format!(
+                "receiver mail: SMTP to 127.0.0.1:{}: TLS: the server's certificate is not trusted (invalid peer \
+                 certificate: UnknownIssuer); nothing was sent. If a private CA issued it, trust that CA with \
+                 email.ca_file",
+                server.port
+            ),
+            "{case}"
+        );
+        // Retried like any connection failure: the server's side may fix its certificate.
+        assert!(e.is_transient(), "{case}: {text}");
+    }
+    assert!(starttls.auth_attempts().is_empty() && implicit.auth_attempts().is_empty(), "a password was sent");
+    assert!(starttls.messages().is_empty() && implicit.messages().is_empty(), "a message was sent");
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -443,16 +443,59 @@ fn reqwest_error_text(e: reqwest::Error, timeout: Duration) -> String {
 
 fn smtp_error(receiver: &str, what: &str, e: &lettre::transport::smtp::Error) -> SendError {
     let code = e.status().and_then(|c| c.to_string().parse().ok());
-    // 4xx replies and connection trouble are worth retrying; 5xx replies and client-side errors are not.
+    // 4xx replies and connection trouble (certificates included: a server can fix its own) are worth retrying;
+    // 5xx replies and client-side errors (a server without STARTTLS among them) are not.
     let transient = !(e.is_permanent() || e.is_client());
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let message = if let Some(tls) = rustls_error(e) {
+        match tls {
+            rustls::Error::InvalidCertificate(_) => format!(
+                "TLS: the server's certificate is not trusted ({tls}); nothing was sent. If a private CA issued \
+                 it, trust that CA with email.ca_file"
+            ),
+            _ => format!("TLS: {tls}; nothing was sent"),
+        }
+    } else if e.is_client() && e.to_string().contains("STARTTLS is not supported") {
+        // lettre has no error kind for it, only this message.
+        "the server does not offer STARTTLS; with tls: starttls nothing is sent in plain text (no login, no \
+         message)"
+            .to_string()
+    } else {
+        error_chain_text(e)
+    };
+    SendError::Smtp { receiver: receiver.to_string(), what: what.to_string(), code, message, transient }
+}
+
+/// An error and its causes, each cause once: lettre's errors already print their source, and an `io::Error`
+/// prints the error it wraps.
+fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
     while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         source = s.source();
     }
-    SendError::Smtp { receiver: receiver.to_string(), what: what.to_string(), code, message, transient }
+    text
+}
+
+/// The TLS (rustls) error somewhere in an error's causes, also inside an `io::Error`.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(tls) =
+            err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref())
+        {
+            return Some(tls);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 #[cfg(test)]
