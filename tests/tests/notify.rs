@@ -12,6 +12,7 @@ use netwarden_tests::receivers::{
     Alertmanager, CaptureServer, Reply, SmtpServer, SmtpServerOptions, SmtpServerTls, TestPki, pagerduty_validator,
     slack_validator,
 };
+use netwarden_tests::serve;
 use rules::alert::{AlertSnapshot, AlertState, Labels, Notification, NotificationKind, Severity, fingerprint};
 use rules::notify::{Notifier, NotifierOptions, ReceiverConfig};
 use rules::outbox::{self, AttemptOutcome, OutboxEntry, OutboxState, WorkerOptions};
@@ -292,6 +293,128 @@ async fn email_refuses_a_certificate_it_does_not_trust_over_starttls_and_implici
     }
     assert!(starttls.auth_attempts().is_empty() && implicit.auth_attempts().is_empty(), "a password was sent");
     assert!(starttls.messages().is_empty() && implicit.messages().is_empty(), "a message was sent");
+}
+
+/// `netwarden serve` with three e-mail receivers sharing one password file: one that works (STARTTLS, AUTH, the
+/// private CA in ca_file), one without ca_file and one pointed at a server without STARTTLS. A link failure mails
+/// the first; the others' attempts are recorded with what went wrong; the password shows nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_mails_over_starttls_records_tls_failures_and_never_shows_the_password() {
+    let password = "serve-pass-R2d8";
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = netwarden_tests::pg::fresh_db();
+    let (fabric, inventory) = serve::fabric("spines=1,leaves=1", dir.path()).await;
+    let pki = TestPki::generate("netwarden test CA");
+    let (tls_server, plain_server) = tokio::task::block_in_place(|| {
+        let auth = Some(("noc", password));
+        (
+            SmtpServer::start_with(SmtpServerOptions { auth, tls: SmtpServerTls::Starttls(&pki) }),
+            SmtpServer::start(auth),
+        )
+    });
+    let secret = password_file(dir.path(), password);
+    let mail = |name: &str, port: u16, extra: &str| {
+        format!(
+            "  - name: {name}\n    email: {{smarthost: \"127.0.0.1:{port}\", tls: starttls, username: noc, password: \
+             {{file: \"{}\"}}, from: \"netwarden <nw@example.net>\", to: [\"noc@example.net\"]{extra}}}\n",
+            secret.display()
+        )
+    };
+    let alerting = format!(
+        "rule_files: [builtin]\nreceivers:\n{}{}{}route:\n  receiver: mail\n  group_wait: 0s\n  {}\n  routes:\n\
+         \x20   - {{match: ['alertname=\"InterfaceDown\"'], receiver: mail, continue: true}}\n\
+         \x20   - {{match: ['alertname=\"InterfaceDown\"'], receiver: mail-untrusted, continue: true}}\n\
+         \x20   - {{match: ['alertname=\"InterfaceDown\"'], receiver: mail-no-starttls}}\n",
+        mail("mail", tls_server.port, &format!(", ca_file: \"{}\"", pki.ca.display())),
+        mail("mail-untrusted", tls_server.port, ""),
+        mail("mail-no-starttls", plain_server.port, ""),
+        serve::ROUTE_TIMERS,
+    );
+    let api_port = netwarden_tests::util::free_tcp_port();
+    let config = serve::write_config(dir.path(), &tdb, api_port, &inventory, &alerting);
+    let nw = serve::Netwarden::start(&config, api_port, dir.path().join("netwarden.log")).await;
+    let api = &nw.api;
+
+    fabric.inject(&collector::sim::Fault::LinkDown { a: "leaf001".into(), b: "spine1".into() }).unwrap();
+    api.wait_alerts("InterfaceDown", "both ends fire", |a| a.len() == 2 && a.iter().all(|x| x["state"] == "firing"))
+        .await;
+    // The working receiver: one message per device, over TLS, authenticated, multipart.
+    let deadline = tokio::time::Instant::now() + serve::WAIT;
+    let mails = loop {
+        let mails: Vec<Value> = tls_server
+            .messages()
+            .into_iter()
+            .filter(|m| m["subject"].as_str().unwrap_or("").contains("InterfaceDown"))
+            .collect();
+        if mails.len() >= 2 {
+            break mails;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mails: {mails:#?}\n{}",
+            netwarden_tests::util::tail(&nw.log, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut subjects: Vec<&str> = mails.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["[MAJOR] [FIRING:1] InterfaceDown leaf001", "[MAJOR] [FIRING:1] InterfaceDown spine1"]);
+    for m in &mails {
+        assert!(m["tls_version"].as_str().is_some_and(|v| v.starts_with("TLSv1.")), "{m:#}");
+        assert_eq!(m["authenticated_as"], "noc");
+        assert_eq!(
+            (m["from"].as_str(), m["to"].as_str()),
+            (Some("netwarden <nw@example.net>"), Some("noc@example.net"))
+        );
+        let parts: Vec<&str> =
+            m["parts"].as_array().unwrap().iter().map(|p| p["content_type"].as_str().unwrap()).collect();
+        assert_eq!(parts, ["text/plain", "text/html"], "{m:#}");
+        assert!(m["parts"][0]["text"].as_str().unwrap().contains("is down"), "{m:#}");
+    }
+    // The other two: every attempt is recorded with its error; nothing reached their servers' AUTH.
+    let failures = |receiver: &'static str, expected: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + serve::WAIT;
+        loop {
+            let rows = api.get(&format!("/api/v1/notifications?receiver={receiver}")).await;
+            let errors: Vec<String> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r["attempt_log"].as_array().cloned().unwrap_or_default())
+                .filter_map(|a| a["error"].as_str().map(str::to_string))
+                .collect();
+            if errors.len() >= 2 {
+                for e in &errors {
+                    assert!(e.starts_with(&format!("receiver {receiver}: SMTP to 127.0.0.1:")), "{e}");
+                    assert!(e.contains(expected), "{receiver}: {e}");
+                }
+                return rows;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{receiver}: {rows:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let untrusted = failures(
+        "mail-untrusted",
+        "TLS: the server's certificate is not trusted (invalid peer certificate: UnknownIssuer)",
+    )
+    .await;
+    let no_starttls = failures("mail-no-starttls", "the server does not offer STARTTLS").await;
+    assert!(no_starttls.as_array().unwrap().iter().all(|r| r["state"] == "failed"), "not retried: {no_starttls:#}");
+    let attempts: Vec<Value> =
+        untrusted.as_array().unwrap().iter().flat_map(|r| r["attempt_log"].as_array().cloned().unwrap()).collect();
+    assert!(attempts.iter().all(|a| a["outcome"] == "transient"), "retried: {untrusted:#}");
+    assert!(plain_server.auth_attempts().is_empty() && plain_server.messages().is_empty());
+    assert!(tls_server.auth_attempts().iter().all(|a| a["success"] == true), "{:?}", tls_server.auth_attempts());
+
+    // The password: not in any notification or attempt the API returns, not in the service's log.
+    let all = api.get("/api/v1/notifications?limit=1000").await.to_string();
+    assert!(all.contains("mail-untrusted") && !all.contains(password), "the API shows the password");
+    let alerts = api.get("/api/v1/alerts").await.to_string();
+    assert!(!alerts.contains(password));
+    let log = std::fs::read_to_string(&nw.log).unwrap();
+    assert!(log.contains("notification attempt"), "the log records attempts: {log}");
+    assert!(!log.contains(password), "the log shows the password");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
