@@ -353,6 +353,10 @@ impl Dispatcher {
                     });
                 }
             }
+            if firing && was_acked && !u.acknowledged && notified_firing {
+                // An acknowledgement taken back (or expired): escalation resumes, counted from now.
+                group.escalation_since.get_or_insert(now);
+            }
             if pages_now || resolve_due {
                 let at = match group.last_flush {
                     None => add(now, route.group_wait),
@@ -465,8 +469,14 @@ impl Dispatcher {
             }
             if g.alerts.is_empty() {
                 empty.push(key.clone());
-            } else if !g.alerts.values().any(|a| a.alert.state == AlertState::Firing && a.notified_firing) {
-                // Nothing notified is firing any more: a new page starts escalation afresh.
+            } else if !g
+                .alerts
+                .values()
+                .any(|a| a.alert.state == AlertState::Firing && a.notified_firing && !a.acknowledged)
+            {
+                // Nothing paged is firing unacknowledged any more: the next page (or an acknowledgement
+                // taken back) starts escalation afresh, so an alert joining the group later gets the
+                // whole delay instead of inheriting the group's first page time.
                 g.escalation_since = None;
                 g.escalation_level = 0;
             }
@@ -652,6 +662,38 @@ escalations:
         d.tick(time(10 * S));
         d.update(AlertUpdate { acknowledged: true, ..up(a) }, time(60 * S));
         assert!(d.tick(time(3600 * S)).is_empty());
+    }
+
+    #[test]
+    fn an_alert_joining_an_acknowledged_group_gets_the_whole_delay() {
+        let mut d = Dispatcher::new(tree(TREE), "http://nw");
+        let x = alert("BgpSessionDown", "leaf1", "major", AlertState::Firing);
+        let y = alert("InterfaceDown", "leaf1", "major", AlertState::Firing); // same group: group_by [device]
+        d.update(up(x.clone()), time(0));
+        assert_eq!(sent(&d.tick(time(10 * S))), [("pager".into(), NotificationKind::Firing, 1)]);
+        d.update(AlertUpdate { acknowledged: true, ..up(x) }, time(60 * S));
+        assert!(d.tick(time(61 * S)).is_empty());
+        // Long after the group's first page: paged now, escalated ten minutes after this page.
+        d.update(up(y.clone()), time(700 * S));
+        assert_eq!(sent(&d.tick(time(700 * S))), [("pager".into(), NotificationKind::Firing, 2)]);
+        assert!(d.tick(time(1299 * S)).is_empty(), "escalated before its delay");
+        let n = d.tick(time(1300 * S));
+        assert_eq!(sent(&n), [("oncall2".into(), NotificationKind::Firing, 1)]);
+        assert_eq!(n[0].alerts[0].fingerprint, y.fingerprint);
+    }
+
+    #[test]
+    fn an_acknowledgement_taken_back_resumes_escalation_from_then() {
+        let mut d = Dispatcher::new(tree(TREE), "http://nw");
+        let x = alert("BgpSessionDown", "leaf1", "major", AlertState::Firing);
+        d.update(up(x.clone()), time(0));
+        d.tick(time(10 * S));
+        d.update(AlertUpdate { acknowledged: true, ..up(x.clone()) }, time(60 * S));
+        assert!(d.tick(time(3600 * S)).is_empty());
+        d.update(up(x), time(4000 * S));
+        assert_eq!(sent(&d.tick(time(4001 * S))), [("pager".into(), NotificationKind::Firing, 1)], "the repeat");
+        assert!(d.tick(time(4599 * S)).is_empty(), "escalated before its delay");
+        assert_eq!(sent(&d.tick(time(4600 * S))), [("oncall2".into(), NotificationKind::Firing, 1)]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`util`]: the cache dir, free ports, and `skip_unless_root` for tests that need root;
 //! - [`app`]: the HTTP API's state over a test database, for in-process API tests;
 //! - [`receivers`]: notification peers: a scripted capturing HTTP receiver, aiosmtpd and Alertmanager;
+//! - [`serve`]: `netwarden serve` as a child process on a simulated fabric, its API, waiting for receivers;
 //! - [`observations`]: scheduler observations built in memory, to drive the alert service without an agent;
 //! - [`bench`]: what the benchmarks share: /proc CPU and memory, a loopback HTTP GET, the `BENCH` summary line.
 //!
@@ -18,6 +19,7 @@ pub mod bench;
 pub mod observations;
 pub mod pg;
 pub mod receivers;
+pub mod serve;
 pub mod snmpd;
 pub mod snmpsim;
 pub mod util;

@@ -151,8 +151,104 @@ async fn handle(State(state): State<Arc<CaptureState>>, uri: Uri, headers: Heade
     }
 }
 
+/// A private certificate authority and a server certificate it issued for 127.0.0.1 and `localhost`, made with
+/// the `openssl` command (Debian's `openssl` package): what a relay with a certificate from a company CA has.
+pub struct TestPki {
+    /// The CA certificate (PEM): what a client must trust.
+    pub ca: PathBuf,
+    /// The server's certificate (PEM) and its private key.
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    /// A new CA (P-256, valid for a week) named `name`, and a server certificate it signed.
+    pub fn generate(name: &str) -> TestPki {
+        require_program(OPENSSL, "openssl");
+        let dir = tempfile::Builder::new().prefix("nw-pki-").tempdir().expect("a temp dir for certificates");
+        let path = |f: &str| dir.path().join(f);
+        let write = |f: &str, text: String| std::fs::write(path(f), text).expect("writing an openssl config");
+        write(
+            "ca.cnf",
+            format!(
+                "[req]\ndistinguished_name = dn\nprompt = no\nx509_extensions = ext\n[dn]\nCN = {name}\n[ext]\n\
+                 basicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
+                 subjectKeyIdentifier = hash\n"
+            ),
+        );
+        write("server.cnf", "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = 127.0.0.1\n".into());
+        write(
+            "server.ext",
+            "basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n\
+             extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1,DNS:localhost\n\
+             authorityKeyIdentifier = keyid\n"
+                .into(),
+        );
+        let p256 = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let steps: [Vec<&str>; 3] = [
+            [&["req", "-x509", "-config", "ca.cnf"][..], &p256, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "7"]]
+                .concat(),
+            [&["req", "-new", "-config", "server.cnf"][..], &p256, &["-keyout", "server.key", "-out", "server.csr"]]
+                .concat(),
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                "2",
+                "-days",
+                "7",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        ];
+        for args in steps {
+            let out = Command::new(OPENSSL).args(&args).current_dir(dir.path()).output().expect("running openssl");
+            assert!(
+                out.status.success(),
+                "openssl {}: {}\n{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        TestPki { ca: path("ca.pem"), server_cert: path("server.pem"), server_key: path("server.key"), _dir: dir }
+    }
+}
+
+const OPENSSL: &str = "/usr/bin/openssl";
+
+/// How the test SMTP server protects its connections.
+#[derive(Clone, Copy, Default)]
+pub enum SmtpServerTls<'a> {
+    /// Plain text; no STARTTLS offered.
+    #[default]
+    None,
+    /// Plain text until STARTTLS (offered, and required before MAIL and AUTH), with this PKI's server certificate.
+    Starttls(&'a TestPki),
+    /// TLS from the first byte (SMTPS) with this PKI's server certificate.
+    Implicit(&'a TestPki),
+}
+
+/// What the test SMTP server offers and demands.
+#[derive(Clone, Copy, Default)]
+pub struct SmtpServerOptions<'a> {
+    /// Require AUTH with this user and password.
+    pub auth: Option<(&'a str, &'a str)>,
+    pub tls: SmtpServerTls<'a>,
+}
+
 /// A real SMTP server: aiosmtpd's `Controller` on 127.0.0.1, which parses each message with Python's `email`
-/// package and writes it as JSON (envelope, headers, every MIME leaf part decoded) to a directory.
+/// package and writes it as JSON (envelope, headers, every MIME leaf part decoded, the TLS version the message
+/// came over) to a directory, and logs every AUTH attempt (login and outcome, never the password).
 pub struct SmtpServer {
     pub port: u16,
     child: Child,
@@ -160,21 +256,24 @@ pub struct SmtpServer {
 }
 
 const SMTP_SCRIPT: &str = r#"
-import email, email.policy, json, os, signal, sys
+import email, email.policy, json, os, signal, ssl, sys
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-port, out, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+cfg = json.loads(sys.argv[1])
+out, user, password, tls = cfg["out"], cfg["user"], cfg["password"], cfg["tls"]
 
 class Handler:
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         parts = [{"content_type": p.get_content_type(), "text": p.get_content()}
                  for p in msg.walk() if not p.is_multipart()]
+        tls_object = server.transport.get_extra_info("ssl_object")
         record = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
                   "subject": str(msg["subject"]), "from": str(msg["from"]), "to": str(msg["to"]),
                   "content_type": msg.get_content_type(), "parts": parts,
-                  "authenticated_as": session.authenticated and user}
+                  "authenticated_as": session.authenticated and user,
+                  "tls_version": tls_object.version() if tls_object else None}
         n = len([f for f in os.listdir(out) if f.endswith(".json")])
         tmp = os.path.join(out, "%04d.tmp" % n)
         with open(tmp, "w") as f:
@@ -184,13 +283,24 @@ class Handler:
 
 def authenticator(server, session, envelope, mechanism, auth_data):
     ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+    with open(os.path.join(out, "auth-attempts.jsonl"), "a") as f:
+        f.write(json.dumps({"mechanism": mechanism, "login": auth_data.login.decode(), "success": ok}) + "\n")
     # handled=False: aiosmtpd answers 535 itself (with the default handled=True it would say nothing)
     return AuthResult(success=ok, handled=False)
 
 kwargs = {}
 if user:
-    kwargs = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
-controller = Controller(Handler(), hostname="127.0.0.1", port=port, **kwargs)
+    # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; over implicit TLS (and in plain-text tests)
+    # AUTH must be allowed without it.
+    kwargs = dict(authenticator=authenticator, auth_required=True, auth_require_tls=(tls == "starttls"))
+if tls != "none":
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cfg["cert"], cfg["key"])
+    if tls == "starttls":
+        kwargs.update(tls_context=context, require_starttls=True)
+    else:
+        kwargs.update(ssl_context=context)
+controller = Controller(Handler(), hostname="127.0.0.1", port=cfg["port"], **kwargs)
 controller.start()
 print("ready", flush=True)
 signal.sigwait([signal.SIGTERM, signal.SIGINT])
@@ -198,18 +308,31 @@ controller.stop()
 "#;
 
 impl SmtpServer {
-    /// Starts aiosmtpd; with `auth = Some((user, password))` it requires AUTH (over plain text: a test peer).
+    /// Starts aiosmtpd in plain text; with `auth = Some((user, password))` it requires AUTH (over plain text: a
+    /// test peer).
     pub fn start(auth: Option<(&str, &str)>) -> SmtpServer {
+        Self::start_with(SmtpServerOptions { auth, tls: SmtpServerTls::None })
+    }
+
+    /// Starts aiosmtpd with TLS and AUTH as `opts` say.
+    pub fn start_with(opts: SmtpServerOptions<'_>) -> SmtpServer {
         let dir = tempfile::Builder::new().prefix("nw-smtp-").tempdir().expect("a temp dir for mail");
-        let (user, password) = auth.unwrap_or(("", ""));
+        let (user, password) = opts.auth.unwrap_or(("", ""));
+        let (tls, pki) = match opts.tls {
+            SmtpServerTls::None => ("none", None),
+            SmtpServerTls::Starttls(p) => ("starttls", Some(p)),
+            SmtpServerTls::Implicit(p) => ("implicit", Some(p)),
+        };
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_tcp_port();
+            let cfg = serde_json::json!({
+                "port": port, "out": dir.path(), "user": user, "password": password, "tls": tls,
+                "cert": pki.map(|p| &p.server_cert), "key": pki.map(|p| &p.server_key),
+            });
             let log = dir.path().join("aiosmtpd.log");
             let mut child = Command::new("python3")
-                .args(["-c", SMTP_SCRIPT, &port.to_string()])
-                .arg(dir.path())
-                .args([user, password])
+                .args(["-c", SMTP_SCRIPT, &cfg.to_string()])
                 .stdout(Stdio::piped())
                 .stderr(std::fs::File::create(&log).expect("aiosmtpd log file"))
                 .spawn()
@@ -232,26 +355,41 @@ impl SmtpServer {
         panic!("aiosmtpd did not start (is it installed? bash .ci/run install): {last_error}");
     }
 
+    /// Every AUTH attempt so far: `{"mechanism", "login", "success"}`.
+    pub fn auth_attempts(&self) -> Vec<Value> {
+        match std::fs::read_to_string(self.dir.path().join("auth-attempts.jsonl")) {
+            Ok(text) => text.lines().map(|l| serde_json::from_str(l).expect("an auth attempt line")).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("reading the auth attempts: {e}"),
+        }
+    }
+
+    /// The messages received so far, oldest first.
+    pub fn messages(&self) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("reading the mail dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).expect("reading a mail")).expect("mail JSON"))
+            .collect()
+    }
+
     /// Waits for at least `n` messages; panics after `timeout`.
     pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
-                .expect("reading the mail dir")
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect();
-            if files.len() >= n {
-                files.sort();
-                return files
-                    .iter()
-                    .map(|p| serde_json::from_slice(&std::fs::read(p).expect("reading a mail")).expect("mail JSON"))
-                    .collect();
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
             }
             assert!(
                 Instant::now() < deadline,
                 "aiosmtpd received {} message(s) within {timeout:?}, expected {n}",
-                files.len()
+                messages.len()
             );
             std::thread::sleep(Duration::from_millis(50));
         }

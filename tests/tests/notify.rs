@@ -1,5 +1,6 @@
-//! Notifiers and the notification outbox against real peers: aiosmtpd, Debian's Alertmanager, PostgreSQL, and a
-//! capturing HTTP receiver that stands in for Slack and PagerDuty and checks their published formats.
+//! Notifiers and the notification outbox against real peers: aiosmtpd (plain, STARTTLS and implicit TLS with a
+//! certificate from a CA the test makes, AUTH required), Debian's Alertmanager, PostgreSQL, and a capturing HTTP
+//! receiver that stands in for Slack and PagerDuty and checks their published formats.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,10 @@ use chrono::Utc;
 use collector::db::{self, BackendChoice};
 use netwarden_tests::pg::{TestDb, fresh_db};
 use netwarden_tests::receivers::{
-    Alertmanager, CaptureServer, Reply, SmtpServer, pagerduty_validator, slack_validator,
+    Alertmanager, CaptureServer, Reply, SmtpServer, SmtpServerOptions, SmtpServerTls, TestPki, pagerduty_validator,
+    slack_validator,
 };
+use netwarden_tests::serve;
 use rules::alert::{AlertSnapshot, AlertState, Labels, Notification, NotificationKind, Severity, fingerprint};
 use rules::notify::{Notifier, NotifierOptions, ReceiverConfig};
 use rules::outbox::{self, AttemptOutcome, OutboxEntry, OutboxState, WorkerOptions};
@@ -143,6 +146,275 @@ async fn email_to_a_closed_port_fails_transiently() {
         .unwrap_err();
     assert!(e.is_transient(), "{e}");
     assert!(e.to_string().starts_with(&format!("receiver mail: SMTP to 127.0.0.1:{port}: ")), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// E-mail over TLS: STARTTLS (no downgrade) and implicit TLS, a private CA trusted through ca_file, AUTH.
+
+/// An e-mail receiver named `mail` as in the alerting file; `extra` adds fields (`"ca_file": …`).
+fn tls_mail_receiver(port: u16, tls: &str, password_file: &std::path::Path, extra: &str) -> Vec<ReceiverConfig> {
+    receivers(&format!(
+        r#"[{{"name": "mail", "email": {{"smarthost": "127.0.0.1:{port}", "tls": "{tls}", "username": "noc",
+             "password": {{"file": "{}"}}, "from": "netwarden <nw@example.net>",
+             "to": ["noc@example.net", "Ops <ops@example.net>"]{extra}}}}}]"#,
+        password_file.display()
+    ))
+}
+
+/// The password as operators keep it: in a file (with the trailing newline an editor leaves).
+fn password_file(dir: &std::path::Path, password: &str) -> std::path::PathBuf {
+    let p = dir.join("smtp-password");
+    std::fs::write(&p, format!("{password}\n")).unwrap();
+    p
+}
+
+/// Checks a message received over TLS from `tls_mail_receiver`, as the notification said.
+fn check_tls_mail(mail: &Value, note: &Notification) {
+    let version = mail["tls_version"].as_str().unwrap_or_default();
+    assert!(version == "TLSv1.3" || version == "TLSv1.2", "the message came over TLS: {mail:#}");
+    assert_eq!(mail["authenticated_as"], "noc");
+    assert_eq!(mail["subject"], rules::notify::email::subject(note));
+    assert_eq!(mail["from"], "netwarden <nw@example.net>");
+    assert_eq!(mail["to"], "noc@example.net, Ops <ops@example.net>");
+    assert_eq!(mail["mail_from"], "nw@example.net");
+    assert_eq!(mail["rcpt_tos"], json!(["noc@example.net", "ops@example.net"]));
+    assert_eq!(mail["content_type"], "multipart/alternative");
+    let parts = mail["parts"].as_array().unwrap();
+    assert_eq!(
+        parts.iter().map(|p| p["content_type"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["text/plain", "text/html"]
+    );
+    assert_eq!(parts[0]["text"].as_str().unwrap().replace("\r\n", "\n"), rules::notify::email::text_body(note));
+    assert_eq!(parts[1]["text"].as_str().unwrap().replace("\r\n", "\n"), rules::notify::email::html_body(note));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_starttls_with_auth_reaches_a_server_with_a_certificate_from_a_trusted_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate("netwarden test CA");
+    let smtp = SmtpServer::start_with(SmtpServerOptions {
+        auth: Some(("noc", "starttls-pass-7Qx")),
+        tls: SmtpServerTls::Starttls(&pki),
+    });
+    let secret = password_file(dir.path(), "starttls-pass-7Qx");
+    let configs = tls_mail_receiver(smtp.port, "starttls", &secret, &format!(r#", "ca_file": "{}""#, pki.ca.display()));
+    let debug = format!("{configs:?}");
+    assert!(!debug.contains("starttls-pass-7Qx"), "{debug}");
+    let n = notifier(configs);
+    let note = notification(
+        "mail",
+        NotificationKind::Firing,
+        vec![alert("leaf1", "eth1", Severity::Critical), alert("leaf1", "eth2", Severity::Minor)],
+    );
+    let delivered = n.send(&note).await.expect("sending over STARTTLS");
+    assert_eq!(delivered.status, Some(250));
+    let mail = smtp.wait_for_messages(1, WAIT).remove(0);
+    check_tls_mail(&mail, &note);
+    assert_eq!(mail["subject"], "[CRITICAL] [FIRING:2] InterfaceDown leaf1");
+    assert_eq!(smtp.auth_attempts(), [json!({"mechanism": "PLAIN", "login": "noc", "success": true})]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_implicit_tls_with_auth_reaches_a_server_with_a_certificate_from_a_trusted_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate("netwarden test CA");
+    let smtp = SmtpServer::start_with(SmtpServerOptions {
+        auth: Some(("noc", "smtps-pass-3Kv")),
+        tls: SmtpServerTls::Implicit(&pki),
+    });
+    let secret = password_file(dir.path(), "smtps-pass-3Kv");
+    let n = notifier(tls_mail_receiver(smtp.port, "tls", &secret, &format!(r#", "ca_file": "{}""#, pki.ca.display())));
+    let mut resolved = alert("spine1", "eth9", Severity::Major);
+    resolved.state = AlertState::Resolved;
+    resolved.ends_at = Some(Utc::now());
+    let note = notification("mail", NotificationKind::Resolved, vec![resolved]);
+    assert_eq!(n.send(&note).await.expect("sending over implicit TLS").status, Some(250));
+    let mail = smtp.wait_for_messages(1, WAIT).remove(0);
+    check_tls_mail(&mail, &note);
+    assert_eq!(mail["subject"], "[MAJOR] [RESOLVED] InterfaceDown spine1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_with_starttls_refuses_a_server_that_does_not_offer_it_before_sending_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // The server takes AUTH in plain text; netwarden must not fall back to it.
+    let smtp = SmtpServer::start(Some(("noc", "plain-pass-9Zr")));
+    let secret = password_file(dir.path(), "plain-pass-9Zr");
+    let n = notifier(tls_mail_receiver(smtp.port, "starttls", &secret, ""));
+    let note = notification("mail", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Major)]);
+    let e = n.send(&note).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "receiver mail: SMTP to 127.0.0.1:{}: the server does not offer STARTTLS; with tls: starttls nothing is \
+             sent in plain text (no login, no message)",
+            smtp.port
+        )
+    );
+    assert!(!e.is_transient(), "a server without STARTTLS needs someone to change something: {e}");
+    assert!(smtp.auth_attempts().is_empty(), "the password was offered in plain text: {:?}", smtp.auth_attempts());
+    assert!(smtp.messages().is_empty(), "a message went out in plain text: {:#?}", smtp.messages());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_refuses_a_certificate_it_does_not_trust_over_starttls_and_implicit_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate("netwarden test CA");
+    let other = TestPki::generate("some other CA");
+    let secret = password_file(dir.path(), "untrusted-pass-4Wd");
+    let auth = Some(("noc", "untrusted-pass-4Wd"));
+    let starttls = SmtpServer::start_with(SmtpServerOptions { auth, tls: SmtpServerTls::Starttls(&pki) });
+    let implicit = SmtpServer::start_with(SmtpServerOptions { auth, tls: SmtpServerTls::Implicit(&pki) });
+    let other_ca = format!(r#", "ca_file": "{}""#, other.ca.display());
+    let note = notification("mail", NotificationKind::Firing, vec![alert("leaf1", "eth1", Severity::Major)]);
+    for (server, tls, extra) in [
+        (&starttls, "starttls", ""),
+        (&starttls, "starttls", &*other_ca),
+        (&implicit, "tls", ""),
+        (&implicit, "tls", &other_ca),
+    ] {
+        let n = notifier(tls_mail_receiver(server.port, tls, &secret, extra));
+        let e = n.send(&note).await.unwrap_err();
+        let text = e.to_string();
+        let case = format!("tls: {tls}, ca_file: {extra:?}");
+        assert!(text.starts_with(&format!("receiver mail: SMTP to 127.0.0.1:{}: ", server.port)), "{case}: {text}");
+        assert_eq!(
+            text,
+            format!(
+                "receiver mail: SMTP to 127.0.0.1:{}: TLS: the server's certificate is not trusted (invalid peer \
+                 certificate: UnknownIssuer); nothing was sent. If a private CA issued it, trust that CA with \
+                 email.ca_file",
+                server.port
+            ),
+            "{case}"
+        );
+        // Retried like any connection failure: the server's side may fix its certificate.
+        assert!(e.is_transient(), "{case}: {text}");
+    }
+    assert!(starttls.auth_attempts().is_empty() && implicit.auth_attempts().is_empty(), "a password was sent");
+    assert!(starttls.messages().is_empty() && implicit.messages().is_empty(), "a message was sent");
+}
+
+/// `netwarden serve` with three e-mail receivers sharing one password file: one that works (STARTTLS, AUTH, the
+/// private CA in ca_file), one without ca_file and one pointed at a server without STARTTLS. A link failure mails
+/// the first; the others' attempts are recorded with what went wrong; the password shows nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_mails_over_starttls_records_tls_failures_and_never_shows_the_password() {
+    let password = "serve-pass-R2d8";
+    let dir = tempfile::tempdir().unwrap();
+    let tdb = netwarden_tests::pg::fresh_db();
+    let (fabric, inventory) = serve::fabric("spines=1,leaves=1", dir.path()).await;
+    let pki = TestPki::generate("netwarden test CA");
+    let (tls_server, plain_server) = tokio::task::block_in_place(|| {
+        let auth = Some(("noc", password));
+        (
+            SmtpServer::start_with(SmtpServerOptions { auth, tls: SmtpServerTls::Starttls(&pki) }),
+            SmtpServer::start(auth),
+        )
+    });
+    let secret = password_file(dir.path(), password);
+    let mail = |name: &str, port: u16, extra: &str| {
+        format!(
+            "  - name: {name}\n    email: {{smarthost: \"127.0.0.1:{port}\", tls: starttls, username: noc, password: \
+             {{file: \"{}\"}}, from: \"netwarden <nw@example.net>\", to: [\"noc@example.net\"]{extra}}}\n",
+            secret.display()
+        )
+    };
+    let alerting = format!(
+        "rule_files: [builtin]\nreceivers:\n{}{}{}route:\n  receiver: mail\n  group_wait: 0s\n  {}\n  routes:\n\
+         \x20   - {{match: ['alertname=\"InterfaceDown\"'], receiver: mail, continue: true}}\n\
+         \x20   - {{match: ['alertname=\"InterfaceDown\"'], receiver: mail-untrusted, continue: true}}\n\
+         \x20   - {{match: ['alertname=\"InterfaceDown\"'], receiver: mail-no-starttls}}\n",
+        mail("mail", tls_server.port, &format!(", ca_file: \"{}\"", pki.ca.display())),
+        mail("mail-untrusted", tls_server.port, ""),
+        mail("mail-no-starttls", plain_server.port, ""),
+        serve::ROUTE_TIMERS,
+    );
+    let api_port = netwarden_tests::util::free_tcp_port();
+    let config = serve::write_config(dir.path(), &tdb, api_port, &inventory, &alerting);
+    let nw = serve::Netwarden::start(&config, api_port, dir.path().join("netwarden.log")).await;
+    let api = &nw.api;
+
+    fabric.inject(&collector::sim::Fault::LinkDown { a: "leaf001".into(), b: "spine1".into() }).unwrap();
+    api.wait_alerts("InterfaceDown", "both ends fire", |a| a.len() == 2 && a.iter().all(|x| x["state"] == "firing"))
+        .await;
+    // The working receiver: one message per device, over TLS, authenticated, multipart.
+    let deadline = tokio::time::Instant::now() + serve::WAIT;
+    let mails = loop {
+        let mails: Vec<Value> = tls_server
+            .messages()
+            .into_iter()
+            .filter(|m| m["subject"].as_str().unwrap_or("").contains("InterfaceDown"))
+            .collect();
+        if mails.len() >= 2 {
+            break mails;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mails: {mails:#?}\n{}",
+            netwarden_tests::util::tail(&nw.log, 30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut subjects: Vec<&str> = mails.iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["[MAJOR] [FIRING:1] InterfaceDown leaf001", "[MAJOR] [FIRING:1] InterfaceDown spine1"]);
+    for m in &mails {
+        assert!(m["tls_version"].as_str().is_some_and(|v| v.starts_with("TLSv1.")), "{m:#}");
+        assert_eq!(m["authenticated_as"], "noc");
+        assert_eq!(
+            (m["from"].as_str(), m["to"].as_str()),
+            (Some("netwarden <nw@example.net>"), Some("noc@example.net"))
+        );
+        let parts: Vec<&str> =
+            m["parts"].as_array().unwrap().iter().map(|p| p["content_type"].as_str().unwrap()).collect();
+        assert_eq!(parts, ["text/plain", "text/html"], "{m:#}");
+        assert!(m["parts"][0]["text"].as_str().unwrap().contains("is down"), "{m:#}");
+    }
+    // The other two: every attempt is recorded with its error; nothing reached their servers' AUTH.
+    let failures = |receiver: &'static str, expected: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + serve::WAIT;
+        loop {
+            let rows = api.get(&format!("/api/v1/notifications?receiver={receiver}")).await;
+            let errors: Vec<String> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r["attempt_log"].as_array().cloned().unwrap_or_default())
+                .filter_map(|a| a["error"].as_str().map(str::to_string))
+                .collect();
+            if errors.len() >= 2 {
+                for e in &errors {
+                    assert!(e.starts_with(&format!("receiver {receiver}: SMTP to 127.0.0.1:")), "{e}");
+                    assert!(e.contains(expected), "{receiver}: {e}");
+                }
+                return rows;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{receiver}: {rows:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let untrusted = failures(
+        "mail-untrusted",
+        "TLS: the server's certificate is not trusted (invalid peer certificate: UnknownIssuer)",
+    )
+    .await;
+    let no_starttls = failures("mail-no-starttls", "the server does not offer STARTTLS").await;
+    assert!(no_starttls.as_array().unwrap().iter().all(|r| r["state"] == "failed"), "not retried: {no_starttls:#}");
+    let attempts: Vec<Value> =
+        untrusted.as_array().unwrap().iter().flat_map(|r| r["attempt_log"].as_array().cloned().unwrap()).collect();
+    assert!(attempts.iter().all(|a| a["outcome"] == "transient"), "retried: {untrusted:#}");
+    assert!(plain_server.auth_attempts().is_empty() && plain_server.messages().is_empty());
+    assert!(tls_server.auth_attempts().iter().all(|a| a["success"] == true), "{:?}", tls_server.auth_attempts());
+
+    // The password: not in any notification or attempt the API returns, not in the service's log.
+    let all = api.get("/api/v1/notifications?limit=1000").await.to_string();
+    assert!(all.contains("mail-untrusted") && !all.contains(password), "the API shows the password");
+    let alerts = api.get("/api/v1/alerts").await.to_string();
+    assert!(!alerts.contains(password));
+    let log = std::fs::read_to_string(&nw.log).unwrap();
+    assert!(log.contains("notification attempt"), "the log records attempts: {log}");
+    assert!(!log.contains(password), "the log shows the password");
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -171,6 +171,10 @@ pub struct EmailConfig {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretRef>,
+    /// A PEM file of CA certificates to trust for the server's certificate, besides the public (webpki) roots:
+    /// for a relay with a certificate from a private CA. Only with `tls: starttls` or `tls: tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     pub from: String,
     pub to: Vec<String>,
 }
@@ -294,6 +298,9 @@ impl ReceiverConfig {
             if e.username.is_some() != e.password.is_some() {
                 errors.push(ConfigError::new(name, "email: username and password go together"));
             }
+            if e.tls == SmtpTls::None && e.ca_file.is_some() {
+                errors.push(ConfigError::new(name, "email.ca_file: set, but tls is none (it needs starttls or tls)"));
+            }
         }
         if let Some(r) = &self.rate_limit {
             if r.per_minute == 0 {
@@ -348,7 +355,7 @@ receivers:
   - name: pager
     pagerduty: { routing_key: {env: PD_ROUTING_KEY} }
   - name: mail
-    email: { smarthost: "smtp.example.net:587", tls: starttls, username: noc, password: {file: /run/secrets/smtp}, from: "netwarden <nw@example.net>", to: ["noc@example.net"] }
+    email: { smarthost: "smtp.example.net:587", tls: starttls, username: noc, password: {file: /run/secrets/smtp}, ca_file: /etc/netwarden/smtp-ca.pem, from: "netwarden <nw@example.net>", to: ["noc@example.net"] }
   - name: hook
     webhook: { url: "http://127.0.0.1:9000/hook", bearer_token: "s3cr3t-inline", max_alerts: 0 }
   - name: am
@@ -366,7 +373,9 @@ receivers:
             f.receivers[0].slack.as_ref().unwrap().webhook_url,
             SecretRef::Env(EnvRef { env: "SLACK_WEBHOOK_URL".into() })
         );
-        assert_eq!(f.receivers[2].email.as_ref().unwrap().tls, SmtpTls::Starttls);
+        let mail = f.receivers[2].email.as_ref().unwrap();
+        assert_eq!(mail.tls, SmtpTls::Starttls);
+        assert_eq!(mail.ca_file.as_deref(), Some(std::path::Path::new("/etc/netwarden/smtp-ca.pem")));
         assert_eq!(f.receivers[4].rate_limit, Some(RateLimitConfig { per_minute: 60, burst: None }));
     }
 
@@ -436,6 +445,12 @@ receivers:
         );
         assert_eq!(e.len(), 4, "{e:?}");
         assert!(e.iter().all(|m| m.starts_with("receiver m: email")), "{e:?}");
+        assert_eq!(
+            errors_of(
+                "receivers:\n  - name: m\n    email: {smarthost: 'h:25', tls: none, ca_file: /ca.pem, from: a@b.c, to: [d@e.f]}\n"
+            ),
+            vec!["receiver m: email.ca_file: set, but tls is none (it needs starttls or tls)"]
+        );
         let e = errors_of("receivers:\n  - name: x\n    webhook: {url: 'http://a/', colour: red}\n");
         assert!(e[0].starts_with("parse:") && e[0].contains("colour"), "{e:?}");
         let e = errors_of("receivers:\n  - name: x\n    slack: {webhook_url: {vault: a}}\n");

@@ -20,7 +20,7 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Serialize;
 
@@ -354,9 +354,20 @@ fn build_receiver(c: &ReceiverConfig, opts: &NotifierOptions) -> Result<Receiver
     if let Some(e) = &c.email {
         let (host, port) = config::split_host_port(&e.smarthost)
             .map_err(|m| ConfigError::new(name, format!("email.smarthost: {m}")))?;
+        let extra_roots = match &e.ca_file {
+            Some(path) => read_ca_file(name, path)?,
+            None => Vec::new(),
+        };
+        // The same roots as the HTTP client (webpki), plus the receiver's own CA; rustls verifies the name.
         let tls_params = || {
-            TlsParameters::new(host.clone())
-                .map_err(|err| ConfigError::new(name, format!("email: TLS parameters for {host}: {err}")))
+            let mut p = TlsParameters::builder(host.clone()).certificate_store(CertificateStore::WebpkiRoots);
+            for cert in &extra_roots {
+                p = p.add_root_certificate(cert.clone());
+            }
+            p.build_rustls().map_err(|err| match &e.ca_file {
+                Some(path) => ConfigError::new(name, format!("email.ca_file: {}: {err}", path.display())),
+                None => ConfigError::new(name, format!("email: TLS parameters for {host}: {err}")),
+            })
         };
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
             .port(port)
@@ -378,6 +389,21 @@ fn build_receiver(c: &ReceiverConfig, opts: &NotifierOptions) -> Result<Receiver
         return Ok(Receiver::Email(EmailReceiver { transport: b.build(), smarthost: e.smarthost.clone(), from, to }));
     }
     Err(ConfigError::new(name, "no kind given"))
+}
+
+/// The certificates of a PEM file (`-----BEGIN CERTIFICATE-----` blocks), at least one.
+fn read_ca_file(receiver: &str, path: &std::path::Path) -> Result<Vec<Certificate>, ConfigError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let error = |m: String| ConfigError::new(receiver, format!("email.ca_file: {}: {m}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| error(format!("cannot read it ({e})")))?;
+    let ders = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(format!("not a PEM file ({e})")))?;
+    if ders.is_empty() {
+        return Err(error("holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)".into()));
+    }
+    ders.into_iter().map(|der| Certificate::from_der(der.to_vec()).map_err(|e| error(e.to_string()))).collect()
 }
 
 /// Scheme, host, port and path: no user info, query or fragment (they may hold tokens).
@@ -417,16 +443,59 @@ fn reqwest_error_text(e: reqwest::Error, timeout: Duration) -> String {
 
 fn smtp_error(receiver: &str, what: &str, e: &lettre::transport::smtp::Error) -> SendError {
     let code = e.status().and_then(|c| c.to_string().parse().ok());
-    // 4xx replies and connection trouble are worth retrying; 5xx replies and client-side errors are not.
+    // 4xx replies and connection trouble (certificates included: a server can fix its own) are worth retrying;
+    // 5xx replies and client-side errors (a server without STARTTLS among them) are not.
     let transient = !(e.is_permanent() || e.is_client());
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let message = if let Some(tls) = rustls_error(e) {
+        match tls {
+            rustls::Error::InvalidCertificate(_) => format!(
+                "TLS: the server's certificate is not trusted ({tls}); nothing was sent. If a private CA issued \
+                 it, trust that CA with email.ca_file"
+            ),
+            _ => format!("TLS: {tls}; nothing was sent"),
+        }
+    } else if e.is_client() && e.to_string().contains("STARTTLS is not supported") {
+        // lettre has no error kind for it, only this message.
+        "the server does not offer STARTTLS; with tls: starttls nothing is sent in plain text (no login, no \
+         message)"
+            .to_string()
+    } else {
+        error_chain_text(e)
+    };
+    SendError::Smtp { receiver: receiver.to_string(), what: what.to_string(), code, message, transient }
+}
+
+/// An error and its causes, each cause once: lettre's errors already print their source, and an `io::Error`
+/// prints the error it wraps.
+fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
     while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
         source = s.source();
     }
-    SendError::Smtp { receiver: receiver.to_string(), what: what.to_string(), code, message, transient }
+    text
+}
+
+/// The TLS (rustls) error somewhere in an error's causes, also inside an `io::Error`.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(tls) =
+            err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref())
+        {
+            return Some(tls);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -520,6 +589,41 @@ mod tests {
             "receiver pager: pagerduty.routing_key: environment variable NETWARDEN_TEST_UNSET_PD_KEY is not set; \
              receiver chat: slack.webhook_url: the value of <inline secret> is not a URL"
         );
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_a_configuration_error_that_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let build = |file: &std::path::Path| {
+            let yaml = format!(
+                "name: mail\nemail: {{smarthost: 'smtp.example.net:587', ca_file: '{}', from: a@b.c, to: [d@e.f]}}\n",
+                file.display()
+            );
+            Notifier::new(&[receiver(&yaml)], NotifierOptions::default()).unwrap_err().to_string()
+        };
+        let missing = dir.path().join("missing.pem");
+        let e = build(&missing);
+        assert!(
+            e.starts_with(&format!("receiver mail: email.ca_file: {}: cannot read it (", missing.display())),
+            "{e}"
+        );
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        assert_eq!(
+            build(&empty),
+            format!(
+                "receiver mail: email.ca_file: {}: holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)",
+                empty.display()
+            )
+        );
+        let cut = dir.path().join("cut.pem");
+        std::fs::write(&cut, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        let e = build(&cut);
+        assert!(e.starts_with(&format!("receiver mail: email.ca_file: {}: not a PEM file (", cut.display())), "{e}");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n").unwrap();
+        let e = build(&garbage);
+        assert!(e.starts_with(&format!("receiver mail: email.ca_file: {}: ", garbage.display())), "{e}");
     }
 
     #[tokio::test]
