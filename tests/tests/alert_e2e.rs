@@ -385,6 +385,29 @@ async fn the_demo_fabric_shows_alerts_for_an_injected_fault() {
     let mut devices: Vec<&str> = alerts.iter().map(|a| a["labels"]["device"].as_str().unwrap()).collect();
     devices.sort();
     assert_eq!(devices, ["leaf001", "spine1"]);
+    // The built-in intents see it too: leaf001 lost a spine and a session, spine1 a session.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let failing = nw.api.get("/api/v1/intents/results?verdict=fail").await;
+        let mut got: Vec<(&str, &str)> = failing
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["intent"].as_str().unwrap(), r["device"].as_str().unwrap()))
+            .collect();
+        got.sort();
+        if got
+            == [
+                ("leaf-bgp-redundancy", "leaf001"),
+                ("leaf-spine-cabling", "leaf001"),
+                ("spine-sessions-established", "spine1"),
+            ]
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "failing intents: {failing:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Each simulated device has its own address, so its linkDown trap is filed under it.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
