@@ -84,6 +84,15 @@ impl Netwarden {
         Self::start_with(config, api_port, log, &[]).await
     }
 
+    /// Waits until this process has made `n` successful polls (its status counts since it started).
+    pub async fn wait_polls(&self, n: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.api.get("/api/v1/status").await["polls"]["ok"].as_u64().unwrap_or(0) < n {
+            assert!(tokio::time::Instant::now() < deadline, "fewer than {n} polls:\n{}", tail(&self.log, 40));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn start_with(config: &Path, api_port: u16, log: PathBuf, serve_args: &[&str]) -> Netwarden {
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("service log");
         let child = Command::new(netwarden_bin())

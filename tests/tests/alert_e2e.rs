@@ -88,11 +88,7 @@ route:
     let nw = Netwarden::start(&config, api_port, dir.path().join("netwarden.log")).await;
     let api = &nw.api;
     // Healthy fabric first: every device polled, nothing down.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while api.get("/api/v1/status").await["polls"]["ok"].as_u64().unwrap_or(0) < 8 {
-        assert!(tokio::time::Instant::now() < deadline, "no polls:\n{}", tail(&nw.log, 40));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    nw.wait_polls(8).await;
     assert!(api.alerts("InterfaceDown").await.is_empty(), "a healthy fabric has no interface down");
 
     // The cable leaf001–spine1 fails: both ends' interfaces go down and page all four receivers.

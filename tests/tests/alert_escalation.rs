@@ -11,11 +11,10 @@
 use collector::sim::Fault;
 use netwarden_tests::pg;
 use netwarden_tests::receivers::{CaptureServer, Reply};
-use netwarden_tests::serve::{Api, Netwarden, WAIT, fabric, hook_fps, wait_requests, write_config};
-use netwarden_tests::util::{free_tcp_port, tail};
+use netwarden_tests::serve::{Api, Netwarden, fabric, hook_fps, wait_requests, write_config};
+use netwarden_tests::util::free_tcp_port;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 const RULE: &str = "InterfaceDown";
 
@@ -108,11 +107,7 @@ escalations:
     let config = write_config(dir.path(), &tdb, api_port, &inventory, &alerting);
     let nw = Netwarden::start(&config, api_port, dir.path().join("netwarden.log")).await;
     let api = &nw.api;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while api.get("/api/v1/status").await["polls"]["ok"].as_u64().unwrap_or(0) < 8 {
-        assert!(tokio::time::Instant::now() < deadline, "no polls:\n{}", tail(&nw.log, 40));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    nw.wait_polls(8).await;
     assert!(api.alerts(RULE).await.is_empty(), "a healthy fabric has no interface down");
     let link = |leaf: &str| Fault::LinkDown { a: leaf.into(), b: "spine1".into() };
 

@@ -167,11 +167,7 @@ async fn the_builtin_intents_follow_faults_on_a_fabric_and_alert_on_violations()
     let events_before = nw.api.get("/api/v1/intents/history?limit=5000").await.as_array().unwrap().len();
     drop(nw);
     let nw = Netwarden::start(&config, api_port, log.clone()).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while nw.api.get("/api/v1/status").await["polls"]["ok"].as_u64().unwrap_or(0) < 8 {
-        assert!(tokio::time::Instant::now() < deadline, "no polls after the restart:\n{}", tail(&log, 30));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    nw.wait_polls(8).await;
     fabric.inject(&bgp).unwrap();
     let v = wait_verdicts(&nw, "the BGP shutdown after the restart", |v| failing(v).len() == 2).await;
     for (k, r) in &v {

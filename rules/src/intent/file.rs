@@ -191,52 +191,17 @@ pub fn parse_intents(file: &str, text: &str) -> (Vec<Intent>, Vec<IntentError>) 
     let err = |errors: &mut Vec<IntentError>, line: u64, message: String| {
         errors.push(IntentError { file: file.to_string(), line, message })
     };
-    let root = match node::parse(text) {
-        Ok(r) => r,
-        Err(e) => {
-            err(&mut errors, e.line.unwrap_or(1), format!("invalid YAML: {}", e.message));
-            return (Vec::new(), errors);
-        }
-    };
-    let entries: &[Node] = match &root.kind {
-        NodeKind::Null => return (Vec::new(), errors),
-        NodeKind::Map(entries) => {
-            for (key, _) in entries.iter().filter(|(k, _)| k.as_str() != Some("intents")) {
-                let key = key.as_str().unwrap_or("?");
-                err(&mut errors, root.line_of(key), format!("unknown top-level key `{key}`, expected `intents`"));
-            }
-            match root.entry("intents").map(|(_, v)| v) {
-                Some(Node { kind: NodeKind::Seq(list), .. }) => list.as_slice(),
-                Some(Node { kind: NodeKind::Null, .. }) => &[],
-                Some(other) => {
-                    err(&mut errors, other.line, format!("`intents` must be a list, found {}", other.kind_name()));
-                    return (Vec::new(), errors);
-                }
-                None => {
-                    err(&mut errors, root.line, "expected a mapping with an `intents:` list".into());
-                    return (Vec::new(), errors);
-                }
-            }
-        }
-        _ => {
-            err(&mut errors, root.line, "expected a mapping with an `intents:` list".into());
-            return (Vec::new(), errors);
-        }
-    };
+    let (entries, problems) = crate::rule::file::top_level_list(text, "intents");
+    for (line, message) in problems {
+        err(&mut errors, line, message);
+    }
     let rhai = expr::engine();
     let mut names = HashSet::new();
     let mut intents = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
-        let label = entry
-            .entry("name")
-            .and_then(|(_, v)| v.as_str())
-            .map(|n| format!("intent {n:?}"))
-            .unwrap_or_else(|| format!("intent #{}", index + 1));
-        let (raw, errs) = node::from_node_collecting::<RawIntent>(entry);
-        for e in &errs {
-            let path = e.display_path();
-            let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
-            err(&mut errors, e.line.unwrap_or(entry.line), format!("{label}: {at}{}", e.message));
+        let (label, raw, problems) = crate::rule::file::read_entry::<RawIntent>(entry, index, "intent");
+        for (line, message) in problems {
+            err(&mut errors, line, message);
         }
         let Some(raw) = raw else { continue };
         let before = errors.len();

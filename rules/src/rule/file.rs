@@ -122,6 +122,60 @@ struct RawFlap {
 /// Labels a rule may not set: the engine owns them.
 const RESERVED_LABELS: [&str; 2] = ["alertname", "severity"];
 
+/// The entries of a YAML document whose one top-level key is the list `key` (`rules:`,
+/// `intents:`), and every problem with its line. An empty document has no entries.
+pub(crate) fn top_level_list(text: &str, key: &str) -> (Vec<Node>, Vec<(u64, String)>) {
+    let mut problems = Vec::new();
+    let root = match node::parse(text) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), vec![(e.line.unwrap_or(1), format!("invalid YAML: {}", e.message))]),
+    };
+    let expected = || (root.line, format!("expected a mapping with a `{key}:` list"));
+    let NodeKind::Map(entries) = &root.kind else {
+        return (Vec::new(), if matches!(root.kind, NodeKind::Null) { problems } else { vec![expected()] });
+    };
+    for (k, _) in entries.iter().filter(|(k, _)| k.as_str() != Some(key)) {
+        let k = k.as_str().unwrap_or("?");
+        problems.push((root.line_of(k), format!("unknown top-level key `{k}`, expected `{key}`")));
+    }
+    match root.entry(key).map(|(_, v)| v) {
+        Some(Node { kind: NodeKind::Seq(list), .. }) => (list.clone(), problems),
+        Some(Node { kind: NodeKind::Null, .. }) => (Vec::new(), problems),
+        Some(other) => {
+            problems.push((other.line, format!("`{key}` must be a list, found {}", other.kind_name())));
+            (Vec::new(), problems)
+        }
+        None => {
+            problems.push(expected());
+            (Vec::new(), problems)
+        }
+    }
+}
+
+/// Reads one list entry into `T`: its label for messages (`rule "X"`, or `rule #3` without a
+/// name), the value when it deserialized, and every problem with its line.
+pub(crate) fn read_entry<T: serde::de::DeserializeOwned>(
+    entry: &Node,
+    index: usize,
+    noun: &str,
+) -> (String, Option<T>, Vec<(u64, String)>) {
+    let label = entry
+        .entry("name")
+        .and_then(|(_, v)| v.as_str())
+        .map(|n| format!("{noun} {n:?}"))
+        .unwrap_or_else(|| format!("{noun} #{}", index + 1));
+    let (raw, errs) = node::from_node_collecting::<T>(entry);
+    let problems = errs
+        .iter()
+        .map(|e| {
+            let path = e.display_path();
+            let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
+            (e.line.unwrap_or(entry.line), format!("{label}: {at}{}", e.message))
+        })
+        .collect();
+    (label, raw, problems)
+}
+
 /// Parses and compiles one rule file. `file` names it in errors. Returns the rules that compiled
 /// and every error (a file with errors should not be loaded; `check` callers decide).
 pub fn parse_rules(file: &str, text: &str) -> (Vec<Rule>, Vec<RuleError>) {
@@ -129,55 +183,18 @@ pub fn parse_rules(file: &str, text: &str) -> (Vec<Rule>, Vec<RuleError>) {
     let err = |errors: &mut Vec<RuleError>, line: u64, message: String| {
         errors.push(RuleError { file: file.to_string(), line, message })
     };
-    let root = match node::parse(text) {
-        Ok(r) => r,
-        Err(e) => {
-            err(&mut errors, e.line.unwrap_or(1), format!("invalid YAML: {}", e.message));
-            return (Vec::new(), errors);
-        }
-    };
-    if matches!(root.kind, NodeKind::Null) {
-        return (Vec::new(), errors);
+    let (entries, problems) = top_level_list(text, "rules");
+    for (line, message) in problems {
+        err(&mut errors, line, message);
     }
-    let entries: &[Node] = match &root.kind {
-        NodeKind::Map(entries) => {
-            for (key, _) in entries.iter().filter(|(k, _)| k.as_str() != Some("rules")) {
-                let key = key.as_str().unwrap_or("?");
-                err(&mut errors, root.line_of(key), format!("unknown top-level key `{key}`, expected `rules`"));
-            }
-            match root.entry("rules").map(|(_, v)| v) {
-                Some(Node { kind: NodeKind::Seq(list), .. }) => list.as_slice(),
-                Some(Node { kind: NodeKind::Null, .. }) => &[],
-                Some(other) => {
-                    err(&mut errors, other.line, format!("`rules` must be a list, found {}", other.kind_name()));
-                    return (Vec::new(), errors);
-                }
-                None => {
-                    err(&mut errors, root.line, "expected a mapping with a `rules:` list".into());
-                    return (Vec::new(), errors);
-                }
-            }
-        }
-        _ => {
-            err(&mut errors, root.line, "expected a mapping with a `rules:` list".into());
-            return (Vec::new(), errors);
-        }
-    };
     let engine = expr::engine();
     let templates = minijinja::Environment::new();
     let mut names = HashSet::new();
     let mut rules = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
-        let label = entry
-            .entry("name")
-            .and_then(|(_, v)| v.as_str())
-            .map(|n| format!("rule {n:?}"))
-            .unwrap_or_else(|| format!("rule #{}", index + 1));
-        let (raw, errs) = node::from_node_collecting::<RawRule>(entry);
-        for e in &errs {
-            let path = e.display_path();
-            let at = if path.is_empty() { String::new() } else { format!("{path}: ") };
-            err(&mut errors, e.line.unwrap_or(entry.line), format!("{label}: {at}{}", e.message));
+        let (label, raw, problems) = read_entry::<RawRule>(entry, index, "rule");
+        for (line, message) in problems {
+            err(&mut errors, line, message);
         }
         let Some(raw) = raw else { continue };
         let line_of = |key: &str| entry.line_of(key);
