@@ -133,13 +133,22 @@ pub struct StepRows<'a> {
     events: EventColumns<'a>,
     acks_last: AckColumns,
     acks: AckColumns,
-    suppressions_last: (Vec<&'a str>, Vec<Option<Json<&'a Suppression>>>, Vec<DateTime<Utc>>),
+    suppressions_last: SuppressionColumns<'a>,
+    /// Every change, for the events: the reason as text.
     suppressions: (Vec<&'a str>, Vec<Option<String>>, Vec<DateTime<Utc>>),
     groups: (Vec<&'a str>, Vec<Json<&'a Group>>),
     groups_deleted: Vec<&'a str>,
 }
 
 use tokio_postgres::types::Json;
+
+/// The last suppression change of each alert, for its row.
+#[derive(Default)]
+struct SuppressionColumns<'a> {
+    fingerprint: Vec<&'a str>,
+    reason: Vec<Option<Json<&'a Suppression>>>,
+    at: Vec<DateTime<Utc>>,
+}
 
 #[derive(Default)]
 struct AlertColumns<'a> {
@@ -252,9 +261,9 @@ impl<'a> StepRows<'a> {
         let mut seen = std::collections::HashSet::new();
         for (fp, sup, at) in changes.iter().rev() {
             if seen.insert(fp.as_str()) {
-                self.suppressions_last.0.push(fp);
-                self.suppressions_last.1.push(sup.as_ref().map(Json));
-                self.suppressions_last.2.push(*at);
+                self.suppressions_last.fingerprint.push(fp);
+                self.suppressions_last.reason.push(sup.as_ref().map(Json));
+                self.suppressions_last.at.push(*at);
             }
         }
         for (fp, sup, at) in changes {
@@ -353,7 +362,7 @@ impl<'a> StepRows<'a> {
         }
         if !self.suppressions.0.is_empty() {
             let (l, s) = (&self.suppressions_last, &self.suppressions);
-            out.push((sql::SUPPRESSION_UPDATE, vec![&l.0, &l.1, &l.2]));
+            out.push((sql::SUPPRESSION_UPDATE, vec![&l.fingerprint, &l.reason, &l.at]));
             out.push((sql::SUPPRESSION_EVENTS, vec![&s.0, &s.1, &s.2]));
         }
         if !self.groups.0.is_empty() {
