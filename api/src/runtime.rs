@@ -446,7 +446,7 @@ async fn start_alerting(
         alerting.receivers.len(),
         if alerting.routing.is_none() { ", no route: nothing is sent" } else { "" }
     );
-    let wake = Arc::new(tokio::sync::Notify::new());
+    let wake = rules::outbox::Wake::default();
     let (cancel, outbox_cancel) = (CancellationToken::new(), CancellationToken::new());
     let outbox = rules::outbox::spawn(
         pool.clone(),

@@ -247,6 +247,8 @@ pub struct Dispatcher {
     tree: RoutingTree,
     pub groups: BTreeMap<String, Group>,
     external_url: String,
+    /// Groups changed or removed since [`Dispatcher::take_changed`], so the service saves only those.
+    changed: BTreeSet<String>,
 }
 
 fn group_key(route: &Route, labels: &Labels) -> (String, Labels) {
@@ -271,7 +273,12 @@ fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 
 impl Dispatcher {
     pub fn new(tree: RoutingTree, external_url: impl Into<String>) -> Dispatcher {
-        Dispatcher { tree, groups: BTreeMap::new(), external_url: external_url.into() }
+        Dispatcher { tree, groups: BTreeMap::new(), external_url: external_url.into(), changed: BTreeSet::new() }
+    }
+
+    /// The keys of the groups changed or removed since the last call.
+    pub fn take_changed(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.changed)
     }
 
     pub fn tree(&self) -> &RoutingTree {
@@ -301,6 +308,7 @@ impl Dispatcher {
             if !firing && !self.groups.get(&key).is_some_and(|g| g.alerts.contains_key(&fp)) {
                 continue; // resolved before anything knew of it
             }
+            self.changed.insert(key.clone());
             let group = self.groups.entry(key.clone()).or_insert_with(|| Group {
                 key: key.clone(),
                 route: rid,
@@ -380,15 +388,21 @@ impl Dispatcher {
         let mut empty = Vec::new();
         for (key, g) in self.groups.iter_mut() {
             let route = &self.tree.routes[g.route];
-            let paging: Vec<&GroupAlert> = g
-                .alerts
-                .values()
-                .filter(|a| a.alert.state == AlertState::Firing && a.suppressed.is_none() && !a.flapping)
-                .collect();
-            let repeat_due = g.last_flush.is_some_and(|l| add(l, route.repeat_interval) <= now)
-                && paging.iter().any(|a| a.notified_firing && !a.acknowledged);
-            let flush_due = g.next_flush.is_some_and(|n| n <= now) || repeat_due;
+            // Cheap time checks first: most groups have nothing due at most ticks.
+            let next_due = g.next_flush.is_some_and(|n| n <= now);
+            let repeat_window = g.last_flush.is_some_and(|l| add(l, route.repeat_interval) <= now);
+            let paging: Vec<&GroupAlert> = if next_due || repeat_window {
+                g.alerts
+                    .values()
+                    .filter(|a| a.alert.state == AlertState::Firing && a.suppressed.is_none() && !a.flapping)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let repeat_due = repeat_window && paging.iter().any(|a| a.notified_firing && !a.acknowledged);
+            let flush_due = next_due || repeat_due;
             if flush_due {
+                self.changed.insert(key.clone());
                 let firing: Vec<AlertSnapshot> = paging.iter().map(|a| a.alert.clone()).collect();
                 let resolved: Vec<AlertSnapshot> = g
                     .alerts
@@ -453,6 +467,7 @@ impl Dispatcher {
                     && add(since, steps[g.escalation_level].0) <= now
                 {
                     let receiver = steps[g.escalation_level].1.clone();
+                    self.changed.insert(key.clone());
                     g.escalation_level += 1;
                     g.notified.insert(receiver.clone());
                     out.push(Notification {
@@ -469,20 +484,23 @@ impl Dispatcher {
             }
             if g.alerts.is_empty() {
                 empty.push(key.clone());
-            } else if !g
-                .alerts
-                .values()
-                .any(|a| a.alert.state == AlertState::Firing && a.notified_firing && !a.acknowledged)
+            } else if (g.escalation_since.is_some() || g.escalation_level != 0)
+                && !g
+                    .alerts
+                    .values()
+                    .any(|a| a.alert.state == AlertState::Firing && a.notified_firing && !a.acknowledged)
             {
                 // Nothing paged is firing unacknowledged any more: the next page (or an acknowledgement
                 // taken back) starts escalation afresh, so an alert joining the group later gets the
                 // whole delay instead of inheriting the group's first page time.
                 g.escalation_since = None;
                 g.escalation_level = 0;
+                self.changed.insert(key.clone());
             }
         }
         for k in empty {
             self.groups.remove(&k);
+            self.changed.insert(k);
         }
         out
     }
@@ -599,6 +617,26 @@ escalations:
         // Still firing an hour later: repeated.
         assert!(d.tick(time(3600 * S)).is_empty());
         assert_eq!(sent(&d.tick(time(3671 * S))), [("noc".into(), NotificationKind::Firing, 1)]);
+    }
+
+    #[test]
+    fn only_groups_that_changed_are_reported_for_saving() {
+        let mut d = Dispatcher::new(tree(TREE), "http://nw");
+        d.update(up(alert("InterfaceDown", "leaf1", "warning", AlertState::Firing)), time(0));
+        d.update(up(alert("InterfaceDown", "leaf2", "warning", AlertState::Firing)), time(0));
+        let both: BTreeSet<String> = d.groups.keys().cloned().collect();
+        assert_eq!(d.take_changed(), both);
+        assert!(d.take_changed().is_empty(), "taken");
+        assert!(d.tick(time(5 * S)).is_empty());
+        assert!(d.take_changed().is_empty(), "nothing due: nothing changed");
+        assert_eq!(d.tick(time(10 * S)).len(), 2);
+        assert_eq!(d.take_changed(), both, "flushed");
+        d.update(up(alert("InterfaceDown", "leaf1", "warning", AlertState::Resolved)), time(20 * S));
+        let leaf1 = d.take_changed();
+        assert_eq!(leaf1.len(), 1);
+        assert_eq!(d.tick(time(70 * S)).len(), 1);
+        assert_eq!(d.take_changed(), leaf1, "flushed and removed");
+        assert!(!d.groups.contains_key(leaf1.first().unwrap()));
     }
 
     #[test]

@@ -21,13 +21,11 @@ use chrono::{DateTime, Utc};
 use collector::observe::Observation;
 use collector::scheduler::ScheduledDevice;
 use collector::topology::Topology;
-use futures_util::future::try_join_all;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -47,8 +45,9 @@ pub struct Options {
     pub tick: Duration,
     /// How often silences are re-read from the database (they are also re-read on request).
     pub silence_reload: Duration,
-    /// Poked after a commit that enqueued notifications, so the outbox worker sends at once.
-    pub outbox_wake: Arc<Notify>,
+    /// The outbox worker of this process: a step's notifications are handed to it, claimed in the step's
+    /// transaction, as soon as that commits (or it is woken to claim them from the table).
+    pub outbox_wake: crate::outbox::Wake,
     /// How often configuration changes (detected between backups) are read, for `config` rules.
     pub config_poll: Duration,
 }
@@ -58,7 +57,7 @@ impl Default for Options {
         Options {
             tick: Duration::from_secs(1),
             silence_reload: Duration::from_secs(30),
-            outbox_wake: Arc::new(Notify::new()),
+            outbox_wake: crate::outbox::Wake::default(),
             config_poll: Duration::from_secs(2),
         }
     }
@@ -173,7 +172,8 @@ struct Unwritten {
     suppressions: Vec<(String, Option<Suppression>, DateTime<Utc>)>,
     acks: Vec<(String, Option<Ack>, DateTime<Utc>)>,
     notifications: Vec<Notification>,
-    groups_changed: bool,
+    /// Groups changed (or ended) since they were last saved.
+    groups: BTreeSet<String>,
 }
 
 impl Unwritten {
@@ -182,7 +182,7 @@ impl Unwritten {
             && self.suppressions.is_empty()
             && self.acks.is_empty()
             && self.notifications.is_empty()
-            && !self.groups_changed
+            && self.groups.is_empty()
     }
 }
 
@@ -196,6 +196,8 @@ struct CutOff {
 
 struct Service {
     pool: deadpool_postgres::Pool,
+    /// The connection steps are written on (kept while it works).
+    conn: Option<deadpool_postgres::Object>,
     engine: Engine,
     dispatcher: Option<Dispatcher>,
     alerting: Alerting,
@@ -206,10 +208,14 @@ struct Service {
     acks: HashMap<String, Ack>,
     /// Firing alerts and the reason each is suppressed, as last decided.
     suppressed: HashMap<String, Option<Suppression>>,
+    /// An input of every alert's suppression changed (silences, devices, restored state): decide all again.
+    suppression_stale: bool,
+    /// The next time a silence or maintenance window starts or ends (then all is decided again).
+    suppression_boundary: Option<DateTime<Utc>>,
     cut_off: CutOff,
     unwritten: Unwritten,
-    /// Hash of each group as last saved, to write only groups that changed.
-    saved_groups: HashMap<String, u64>,
+    /// Groups this service saved (only those are ever deleted).
+    saved_groups: HashSet<String>,
     failing_since: Option<DateTime<Utc>>,
     /// The last configuration event turned into readings (`None` until read at start).
     config_cursor: Option<i64>,
@@ -244,6 +250,7 @@ impl Service {
         let dispatcher = alerting.routing.take().map(|t| Dispatcher::new(t, alerting.external_url.clone()));
         Service {
             pool,
+            conn: None,
             engine,
             dispatcher,
             alerting,
@@ -253,9 +260,11 @@ impl Service {
             silences: Vec::new(),
             acks: HashMap::new(),
             suppressed: HashMap::new(),
+            suppression_stale: true,
+            suppression_boundary: None,
             cut_off: CutOff::default(),
             unwritten: Unwritten::default(),
-            saved_groups: HashMap::new(),
+            saved_groups: HashSet::new(),
             failing_since: None,
             config_cursor: None,
             intents,
@@ -311,6 +320,8 @@ impl Service {
                     let list = device_metas(&devices.borrow_and_update());
                     self.set_intent_devices(list.clone());
                     let t = self.engine.set_devices(list, now_ms());
+                    // Maintenance windows are scoped by device metadata.
+                    self.suppression_stale = true;
                     self.step(t, Utc::now());
                 }
                 Some(cmd) = commands.recv() => {
@@ -455,36 +466,31 @@ impl Service {
 
     /// One step: transitions and suppression changes go to the dispatcher, then due groups flush.
     fn step(&mut self, transitions: Vec<Transition>, now: DateTime<Utc>) {
-        let decided = self.decide_suppression(now);
+        let changed = self.update_suppression(&transitions, now);
         let mut touched = HashSet::new();
         for t in &transitions {
-            touched.insert(t.fingerprint.clone());
+            touched.insert(t.fingerprint.as_str());
             if t.state == AlertState::Resolved {
                 self.acks.remove(&t.fingerprint);
             }
-            if let Some(u) = self.update_for_transition(t, decided.get(&t.fingerprint).cloned().flatten()) {
+            let suppressed = self.suppressed.get(&t.fingerprint).cloned().flatten();
+            if let Some(u) = self.update_for_transition(t, suppressed) {
                 self.dispatch(u, now);
             }
         }
-        let mut changed = Vec::new();
-        for (fp, sup) in &decided {
-            let differs = match self.suppressed.get(fp) {
-                Some(before) => before != sup,
-                None => sup.is_some(),
-            };
-            if differs {
-                self.unwritten.suppressions.push((fp.clone(), sup.clone(), now));
-                if !touched.contains(fp) {
-                    changed.push((fp.as_str(), sup.clone()));
-                }
+        let mut others = Vec::new();
+        for (fp, sup) in changed {
+            if !touched.contains(fp.as_str()) {
+                others.push((fp.clone(), sup.clone()));
             }
+            self.unwritten.suppressions.push((fp, sup, now));
         }
-        if !changed.is_empty() {
+        if !others.is_empty() {
             let index: HashMap<&str, &Instance> = self.engine.active().map(|i| (i.fingerprint.as_str(), i)).collect();
-            let updates: Vec<AlertUpdate> = changed
+            let updates: Vec<AlertUpdate> = others
                 .into_iter()
                 .filter_map(|(fp, sup)| {
-                    let mut u = self.update_for_instance(index.get(fp)?);
+                    let mut u = self.update_for_instance(index.get(fp.as_str())?);
                     u.suppressed = sup;
                     Some(u)
                 })
@@ -493,24 +499,84 @@ impl Service {
                 self.dispatch(u, now);
             }
         }
-        self.suppressed = decided;
         if let Some(d) = self.dispatcher.as_mut() {
             let due = d.tick(now);
-            if !due.is_empty() {
-                self.unwritten.groups_changed = true;
-            }
             self.unwritten.notifications.extend(due);
+            self.unwritten.groups.extend(d.take_changed());
         }
         self.stats.transitions.fetch_add(transitions.len() as u64, Ordering::Relaxed);
         self.unwritten.transitions.extend(transitions);
         self.count_active();
     }
 
+    /// Brings the suppression of every firing alert up to date; returns the alerts whose suppression changed,
+    /// with the new reason. Everything is decided again only when an input that other alerts' suppression
+    /// depends on changed: silences, devices, the devices cut off by down devices, a silence or window starting
+    /// or ending, or (with inhibition rules) the set of firing alerts. Otherwise only the alerts that started
+    /// or stopped firing in `transitions` are looked at, so a step costs its own alerts, not all active ones.
+    fn update_suppression(
+        &mut self,
+        transitions: &[Transition],
+        now: DateTime<Utc>,
+    ) -> Vec<(String, Option<Suppression>)> {
+        // Finding the down devices scans the engine's series: only worth it while something fires.
+        let any_firing = !self.suppressed.is_empty() || transitions.iter().any(|t| t.state == AlertState::Firing);
+        let cut_off_changed = any_firing && self.refresh_cut_off();
+        let firing_changed =
+            transitions.iter().any(|t| (t.state == AlertState::Firing) != self.suppressed.contains_key(&t.fingerprint));
+        let full = self.suppression_stale
+            || cut_off_changed
+            || self.suppression_boundary.is_some_and(|b| now >= b)
+            || (firing_changed && !self.alerting.inhibit.is_empty());
+        let mut changed = Vec::new();
+        if full {
+            let decided = self.decide_suppression(now);
+            for (fp, sup) in &decided {
+                let differs = match self.suppressed.get(fp) {
+                    Some(before) => before != sup,
+                    None => sup.is_some(),
+                };
+                if differs {
+                    changed.push((fp.clone(), sup.clone()));
+                }
+            }
+            self.suppressed = decided;
+            self.suppression_stale = false;
+            self.suppression_boundary = suppress::next_boundary(&self.silences, &self.alerting.windows, now);
+        } else if firing_changed {
+            // Without inhibition rules an alert's suppression does not depend on the other firing alerts.
+            let mut last: HashMap<&str, &Transition> = HashMap::new();
+            for t in transitions {
+                last.insert(&t.fingerprint, t);
+            }
+            let ctx = suppress::Context::new(
+                &self.silences,
+                &self.alerting.windows,
+                &self.alerting.inhibit,
+                &[],
+                &self.cut_off.map,
+                now,
+            );
+            for (fp, t) in last {
+                if t.state != AlertState::Firing {
+                    self.suppressed.remove(fp);
+                } else if !self.suppressed.contains_key(fp) {
+                    let sup = suppress::suppression(fp, &t.labels, self.engine.device(t.device_id), &ctx);
+                    if sup.is_some() {
+                        changed.push((fp.to_string(), sup.clone()));
+                    }
+                    self.suppressed.insert(fp.to_string(), sup);
+                }
+            }
+        }
+        changed
+    }
+
     fn dispatch(&mut self, u: AlertUpdate, now: DateTime<Utc>) {
         if let Some(d) = self.dispatcher.as_mut() {
             let out = d.update(u, now);
             self.unwritten.notifications.extend(out);
-            self.unwritten.groups_changed = true;
+            self.unwritten.groups.extend(d.take_changed());
         }
     }
 
@@ -534,45 +600,44 @@ impl Service {
 
     /// The suppression of every firing alert now.
     fn decide_suppression(&mut self, now: DateTime<Utc>) -> HashMap<String, Option<Suppression>> {
-        let firing: Vec<(String, Labels)> = self
-            .engine
+        let engine = &self.engine;
+        let firing: Vec<(&str, &Labels)> = engine
             .active()
             .filter(|i| i.state == AlertState::Firing)
-            .map(|i| (i.fingerprint.clone(), i.labels.clone()))
+            .map(|i| (i.fingerprint.as_str(), &i.labels))
             .collect();
         if firing.is_empty() {
             return HashMap::new();
         }
-        self.refresh_cut_off();
-        let ctx = suppress::Context {
-            silences: &self.silences,
-            windows: &self.alerting.windows,
-            inhibit: &self.alerting.inhibit,
-            firing: &firing,
-            cut_off: &self.cut_off.map,
+        let ctx = suppress::Context::new(
+            &self.silences,
+            &self.alerting.windows,
+            &self.alerting.inhibit,
+            &firing,
+            &self.cut_off.map,
             now,
-        };
-        let engine = &self.engine;
+        );
         let device_of: HashMap<&str, i64> =
             engine.active().map(|i| (i.fingerprint.as_str(), i.series.device_id)).collect();
         firing
             .iter()
             .map(|(fp, labels)| {
-                let device = device_of.get(fp.as_str()).and_then(|id| engine.device(*id));
-                (fp.clone(), suppress::suppression(fp, labels, device, &ctx))
+                let device = device_of.get(fp).and_then(|id| engine.device(*id));
+                (fp.to_string(), suppress::suppression(fp, labels, device, &ctx))
             })
             .collect()
     }
 
-    fn refresh_cut_off(&mut self) {
+    /// Updates the devices cut off by down devices; returns whether they changed.
+    fn refresh_cut_off(&mut self) -> bool {
         if !self.alerting.topology.enabled {
-            return;
+            return false;
         }
         let topology = self.topology.read().expect("topology lock").clone();
         let down = self.engine.down_devices();
         let same_graph = self.cut_off.topology.as_ref().is_some_and(|t| Arc::ptr_eq(t, &topology));
         if same_graph && self.cut_off.down == down {
-            return;
+            return false;
         }
         let map = if down.is_empty() {
             BTreeMap::new()
@@ -580,10 +645,12 @@ impl Service {
             let refs: Vec<&str> = down.iter().map(String::as_str).collect();
             topology.cut_off_by(&refs, &self.alerting.topology.root_role)
         };
-        if map != self.cut_off.map {
+        let changed = map != self.cut_off.map;
+        if changed {
             tracing::info!(down = ?down, cut_off = map.len(), "devices cut off by down devices changed");
         }
         self.cut_off = CutOff { topology: Some(topology), down, map };
+        changed
     }
 
     fn snapshot(&self, t: &Transition, state: AlertState) -> AlertSnapshot {
@@ -698,38 +765,93 @@ impl Service {
         };
         match rows {
             Ok(rows) => {
-                self.silences = rows
+                let silences: Vec<Silence> = rows
                     .iter()
                     .filter_map(|r| {
                         r.compile().map_err(|e| tracing::warn!(silence = r.id, error = %e, "ignoring a silence")).ok()
                     })
                     .collect();
+                if silences != self.silences {
+                    self.silences = silences;
+                    self.suppression_stale = true;
+                }
             }
             Err(e) => tracing::warn!(error = %e, "cannot read silences; keeping the ones loaded"),
         }
     }
 
-    /// Writes what is unwritten in one transaction. On failure it stays unwritten (and is retried
-    /// with the next step).
+    /// Writes what is unwritten in one transaction, in one round trip, and hands the notifications to the
+    /// outbox worker (claimed for it in that transaction) once it commits. On failure it stays unwritten (and
+    /// is retried with the next step).
     async fn write(&mut self) -> Result<(), String> {
-        let groups = self.changed_groups();
-        if self.unwritten.is_empty() && groups.is_none() {
+        if self.unwritten.is_empty() {
             return Ok(());
         }
-        match self.write_tx(groups.as_ref()).await {
-            Ok(()) => {
-                let sent = self.unwritten.notifications.len();
-                if let Some((changed, _)) = groups {
-                    self.saved_groups.extend(changed.into_iter().map(|(k, h, _)| (k, h)));
-                    let live: HashSet<&String> =
-                        self.dispatcher.as_ref().map(|d| d.groups.keys().collect()).unwrap_or_default();
-                    self.saved_groups.retain(|k, _| live.contains(k));
+        let u = &self.unwritten;
+        let mut rows = store::StepRows::default();
+        rows.transitions(&u.transitions);
+        let acks: Vec<store::AckChange<'_>> = u
+            .acks
+            .iter()
+            .map(|(fingerprint, ack, at)| store::AckChange {
+                fingerprint,
+                by: ack.as_ref().map(|a| a.by.as_str()),
+                comment: ack.as_ref().and_then(|a| a.comment.as_deref()),
+                until: ack.as_ref().and_then(|a| a.until),
+                at: *at,
+            })
+            .collect();
+        rows.acks(&acks);
+        rows.suppressions(&u.suppressions);
+        let (mut saved, mut deleted) = (Vec::new(), Vec::new());
+        if let Some(d) = &self.dispatcher {
+            for key in &u.groups {
+                match d.groups.get(key) {
+                    Some(g) => {
+                        rows.save_group(g);
+                        saved.push(key.clone());
+                    }
+                    None if self.saved_groups.contains(key) => {
+                        rows.delete_group(key);
+                        deleted.push(key.clone());
+                    }
+                    None => {}
                 }
-                self.unwritten = Unwritten::default();
+            }
+        }
+        let sent = u.notifications.len();
+        let claim = if sent > 0 { self.opts.outbox_wake.claim_lease(sent) } else { None };
+        // The service keeps one connection for its steps, so their statements are prepared once; after an
+        // error it is given back to the pool (which checks it) and the next step takes another.
+        let kept = self.conn.take().filter(|c| !c.is_closed());
+        let result = async {
+            let batch = crate::outbox::InsertBatch::new(&u.notifications, claim);
+            let conn = match kept {
+                Some(c) => c,
+                None => self.pool.get().await.map_err(|e| format!("database connection: {e}"))?,
+            };
+            match store::write_step(&conn, &rows, &batch).await {
+                Ok(ids) => Ok((conn, ids)),
+                Err(e) => Err(collector::db::error_text(&e)),
+            }
+        }
+        .await;
+        match result {
+            Ok((conn, outbox_rows)) => {
+                self.conn = Some(conn);
+                self.saved_groups.extend(saved);
+                for k in &deleted {
+                    self.saved_groups.remove(k);
+                }
+                let written = std::mem::take(&mut self.unwritten);
                 if sent > 0 {
                     self.stats.notifications.fetch_add(sent as u64, Ordering::Relaxed);
                     metrics::counter!("netwarden_alert_notifications_enqueued_total").increment(sent as u64);
-                    self.opts.outbox_wake.notify_one();
+                    if claim.is_some() {
+                        self.opts.outbox_wake.hand_over(written.notifications, &outbox_rows);
+                    } else {
+                        self.opts.outbox_wake.notify_one();
+                    }
                 }
                 if let Some(since) = self.failing_since.take() {
                     tracing::info!(%since, "alert changes are recorded again");
@@ -748,64 +870,6 @@ impl Service {
                 Err(e)
             }
         }
-    }
-
-    /// Groups whose saved state is out of date (key, hash, JSON), and the saved groups that ended. Only
-    /// groups this service saved are ever deleted.
-    #[allow(clippy::type_complexity)]
-    fn changed_groups(&self) -> Option<(Vec<(String, u64, serde_json::Value)>, Vec<String>)> {
-        let d = self.dispatcher.as_ref()?;
-        if !self.unwritten.groups_changed && d.groups.len() == self.saved_groups.len() {
-            return None;
-        }
-        let mut changed = Vec::new();
-        for (k, g) in &d.groups {
-            let json = serde_json::to_value(g).unwrap_or_default();
-            let h = json_hash(&json);
-            if self.saved_groups.get(k) != Some(&h) {
-                changed.push((k.clone(), h, json));
-            }
-        }
-        let stale: Vec<String> = self.saved_groups.keys().filter(|k| !d.groups.contains_key(*k)).cloned().collect();
-        if changed.is_empty() && stale.is_empty() {
-            return None;
-        }
-        Some((changed, stale))
-    }
-
-    #[allow(clippy::type_complexity)]
-    async fn write_tx(
-        &self,
-        groups: Option<&(Vec<(String, u64, serde_json::Value)>, Vec<String>)>,
-    ) -> Result<(), String> {
-        let db = |e: tokio_postgres::Error| collector::db::error_text(&e);
-        let mut conn = self.pool.get().await.map_err(|e| format!("database connection: {e}"))?;
-        let client: &mut tokio_postgres::Client = &mut conn;
-        let tx = client.transaction().await.map_err(db)?;
-        let u = &self.unwritten;
-        // Statements of one kind are pipelined on the connection (sent in order without waiting for
-        // each answer); the kinds follow each other, so an alert row exists before its ack or suppression.
-        try_join_all(u.transitions.iter().map(|t| store::record_transition(&tx, t))).await.map_err(db)?;
-        try_join_all(u.acks.iter().map(|(fp, ack, at)| {
-            let (by, comment, until) = match ack {
-                Some(a) => (Some(a.by.as_str()), a.comment.as_deref(), a.until),
-                None => (None, None, None),
-            };
-            store::set_ack(&tx, fp, by, comment, until, *at)
-        }))
-        .await
-        .map_err(db)?;
-        try_join_all(u.suppressions.iter().map(|(fp, sup, at)| store::record_suppression(&tx, fp, sup.as_ref(), *at)))
-            .await
-            .map_err(db)?;
-        if let Some((changed, stale)) = groups {
-            try_join_all(changed.iter().map(|(key, _, json)| store::save_group_json(&tx, key, json)))
-                .await
-                .map_err(db)?;
-            store::delete_groups(&tx, stale).await.map_err(db)?;
-        }
-        store::enqueue_all(&tx, &u.notifications).await?;
-        tx.commit().await.map_err(db)
     }
 
     /// Restores the state saved before a restart, retrying while the database is unavailable.
@@ -860,12 +924,10 @@ impl Service {
             }
         }
         if let Some(d) = self.dispatcher.as_mut() {
-            self.saved_groups = groups
-                .iter()
-                .map(|g| (g.key.clone(), json_hash(&serde_json::to_value(g).unwrap_or_default())))
-                .collect();
+            self.saved_groups = groups.iter().map(|g| g.key.clone()).collect();
             d.restore(groups);
         }
+        self.suppression_stale = true;
         // Alerts whose rule was removed (or whose series cannot be named any more) resolve now.
         let now = Utc::now();
         let resolved: Vec<Transition> = gone.iter().map(|a| resolved_transition(a, now)).collect();
@@ -892,13 +954,6 @@ impl Service {
             fingerprint: a.fingerprint.clone(),
         })
     }
-}
-
-/// The hash a group's saved state is compared by.
-fn json_hash(json: &serde_json::Value) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    json.to_string().hash(&mut h);
-    h.finish()
 }
 
 /// A resolved transition for a stored alert that cannot be restored.

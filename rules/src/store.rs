@@ -25,58 +25,436 @@ fn change_name(c: Change) -> &'static str {
     }
 }
 
-/// Writes one transition: the alert row (inserted, updated or deleted) and a history event.
-pub async fn record_transition(db: &impl GenericClient, t: &Transition) -> DbResult<()> {
-    let (kind, item) = (t.series.kind.as_str(), &*t.series.item);
-    let labels = serde_json::to_value(&t.labels).unwrap_or_default();
-    let annotations = serde_json::to_value(&t.annotations).unwrap_or_default();
-    match t.state {
-        AlertState::Resolved => {
-            db.execute("DELETE FROM alert WHERE fingerprint = $1", &[&t.fingerprint]).await?;
+/// Statements of the alert tables, each over column arrays so that one statement writes any number of rows.
+/// [`write_step`] pipelines them in one transaction; the one-row functions below run the same statements.
+mod sql {
+    pub const ALERT_DELETE: &str = "DELETE FROM alert WHERE fingerprint = ANY($1::text[])";
+    pub const ALERT_UPSERT: &str = "INSERT INTO alert (fingerprint, rule, severity, state, labels, annotations,
+            device_id, series_kind, series_item, active_since, firing_since, flapping, updated_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::int8[],
+                              $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::bool[],
+                              $13::timestamptz[])
+         ON CONFLICT (fingerprint) DO UPDATE SET
+            state = EXCLUDED.state, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
+            firing_since = EXCLUDED.firing_since, flapping = EXCLUDED.flapping, updated_at = EXCLUDED.updated_at";
+    pub const EVENT_INSERT: &str = "INSERT INTO alert_event (at, fingerprint, rule, change, state, severity, labels,
+            annotations)
+         SELECT at, fp, rule, change, state, severity, labels, annotations
+         FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
+                     $8::jsonb[]) WITH ORDINALITY AS u(at, fp, rule, change, state, severity, labels, annotations, ord)
+         ORDER BY ord";
+    pub const ACK_UPDATE: &str = "UPDATE alert a SET ack_by = u.who, ack_comment = u.note, ack_until = u.until_at,
+            ack_at = CASE WHEN u.who IS NULL THEN NULL ELSE u.at END, updated_at = u.at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+              AS u(fp, who, note, until_at, at)
+         WHERE a.fingerprint = u.fp
+         RETURNING a.fingerprint";
+    pub const ACK_EVENTS: &str = "INSERT INTO alert_event (at, fingerprint, rule, change, state, severity, labels,
+            annotations, detail)
+         SELECT u.at, a.fingerprint, a.rule, CASE WHEN u.who IS NULL THEN 'unacknowledged' ELSE 'acknowledged' END,
+                a.state, a.severity, a.labels, a.annotations,
+                CASE WHEN u.who IS NULL THEN NULL ELSE u.who || ': ' || coalesce(u.note, '') END
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+              WITH ORDINALITY AS u(fp, who, note, until_at, at, ord)
+         JOIN alert a ON a.fingerprint = u.fp
+         ORDER BY u.ord";
+    pub const SUPPRESSION_UPDATE: &str = "UPDATE alert a SET suppressed_by = u.value, updated_at = u.at
+         FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[]) AS u(fp, value, at)
+         WHERE a.fingerprint = u.fp";
+    pub const SUPPRESSION_EVENTS: &str = "INSERT INTO alert_event (at, fingerprint, rule, change, state, severity,
+            labels, annotations, detail)
+         SELECT u.at, a.fingerprint, a.rule, CASE WHEN u.detail IS NULL THEN 'unsuppressed' ELSE 'suppressed' END,
+                a.state, a.severity, a.labels, a.annotations, u.detail
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS u(fp, detail, at, ord)
+         JOIN alert a ON a.fingerprint = u.fp
+         ORDER BY u.ord";
+    pub const GROUP_UPSERT: &str = "INSERT INTO alert_group (key, state, updated_at)
+         SELECT k, s, now() FROM unnest($1::text[], $2::jsonb[]) AS u(k, s)
+         ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()";
+    pub const GROUP_DELETE: &str = "DELETE FROM alert_group WHERE key = ANY($1::text[])";
+
+    /// The common step in one statement (so one message, one implicit transaction): alert rows deleted and
+    /// upserted, their events, groups saved and deleted, and the outbox rows (`$23`–`$29`, as
+    /// [`crate::outbox::INSERT_BATCH`]), returned in order. Valid when no alert is both deleted and upserted
+    /// and there are no acknowledgements or suppression changes (those read the alert rows written before
+    /// them, which a single statement's sub-statements cannot see).
+    pub const STEP: &str = "WITH
+        deleted AS (DELETE FROM alert WHERE fingerprint = ANY($1::text[])),
+        upserted AS (INSERT INTO alert (fingerprint, rule, severity, state, labels, annotations,
+                device_id, series_kind, series_item, active_since, firing_since, flapping, updated_at)
+            SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[],
+                                 $8::int8[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[],
+                                 $13::bool[], $14::timestamptz[])
+            ON CONFLICT (fingerprint) DO UPDATE SET
+                state = EXCLUDED.state, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
+                firing_since = EXCLUDED.firing_since, flapping = EXCLUDED.flapping, updated_at = EXCLUDED.updated_at),
+        events AS (INSERT INTO alert_event (at, fingerprint, rule, change, state, severity, labels, annotations)
+            SELECT at, fp, rule, change, state, severity, labels, annotations
+            FROM unnest($15::timestamptz[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
+                        $21::jsonb[], $22::jsonb[])
+                 WITH ORDINALITY AS u(at, fp, rule, change, state, severity, labels, annotations, ord)
+            ORDER BY ord),
+        groups AS (INSERT INTO alert_group (key, state, updated_at)
+            SELECT k, s, now() FROM unnest($30::text[], $31::jsonb[]) AS u(k, s)
+            ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()),
+        groups_deleted AS (DELETE FROM alert_group WHERE key = ANY($32::text[])),
+        outbox AS (INSERT INTO notification_outbox
+                (receiver, group_key, kind, notification, created_at, due_at, state, attempts, claimed_until)
+            SELECT receiver, group_key, kind, notification, created_at, now(),
+                   CASE WHEN $28::bool THEN 'delivering' ELSE 'pending' END, CASE WHEN $28::bool THEN 1 ELSE 0 END,
+                   CASE WHEN $28::bool THEN now() + make_interval(secs => $29::float8) END
+            FROM unnest($23::text[], $24::text[], $25::text[], $26::jsonb[], $27::timestamptz[])
+                 WITH ORDINALITY AS u(receiver, group_key, kind, notification, created_at, ord)
+            ORDER BY ord
+            RETURNING id, claimed_until)
+        SELECT id, claimed_until FROM outbox";
+}
+
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+/// An acknowledgement change as written: `by = None` takes it back.
+#[derive(Debug, Clone, Copy)]
+pub struct AckChange<'a> {
+    pub fingerprint: &'a str,
+    pub by: Option<&'a str>,
+    pub comment: Option<&'a str>,
+    pub until: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+}
+
+/// The rows one step writes, as column arrays, in the order they are written: alerts that resolved are deleted,
+/// the others upserted (each alert once, as its last transition leaves it), one history event per transition,
+/// then acknowledgements, suppression changes, groups saved and deleted.
+/// JSON columns are serialized straight into the statement's parameters (no `serde_json::Value` in between).
+#[derive(Default)]
+pub struct StepRows<'a> {
+    deleted: Vec<&'a str>,
+    alerts: AlertColumns<'a>,
+    events: EventColumns<'a>,
+    acks_last: AckColumns,
+    acks: AckColumns,
+    suppressions_last: SuppressionColumns<'a>,
+    /// Every change, for the events: the reason as text.
+    suppressions: (Vec<&'a str>, Vec<Option<String>>, Vec<DateTime<Utc>>),
+    groups: (Vec<&'a str>, Vec<Json<&'a Group>>),
+    groups_deleted: Vec<&'a str>,
+}
+
+use tokio_postgres::types::Json;
+
+/// The last suppression change of each alert, for its row.
+#[derive(Default)]
+struct SuppressionColumns<'a> {
+    fingerprint: Vec<&'a str>,
+    reason: Vec<Option<Json<&'a Suppression>>>,
+    at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct AlertColumns<'a> {
+    fingerprint: Vec<&'a str>,
+    rule: Vec<&'a str>,
+    severity: Vec<&'static str>,
+    state: Vec<&'static str>,
+    labels: Vec<Json<&'a Labels>>,
+    annotations: Vec<Json<&'a BTreeMap<String, String>>>,
+    device_id: Vec<i64>,
+    series_kind: Vec<&'static str>,
+    series_item: Vec<&'a str>,
+    active_since: Vec<DateTime<Utc>>,
+    firing_since: Vec<Option<DateTime<Utc>>>,
+    flapping: Vec<bool>,
+    updated_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct EventColumns<'a> {
+    at: Vec<DateTime<Utc>>,
+    fingerprint: Vec<&'a str>,
+    rule: Vec<&'a str>,
+    change: Vec<&'static str>,
+    state: Vec<&'static str>,
+    severity: Vec<&'static str>,
+    labels: Vec<Json<&'a Labels>>,
+    annotations: Vec<Json<&'a BTreeMap<String, String>>>,
+}
+
+#[derive(Default)]
+struct AckColumns {
+    fingerprint: Vec<String>,
+    by: Vec<Option<String>>,
+    comment: Vec<Option<String>>,
+    until: Vec<Option<DateTime<Utc>>>,
+    at: Vec<DateTime<Utc>>,
+}
+
+impl AckColumns {
+    fn push(&mut self, a: &AckChange<'_>) {
+        self.fingerprint.push(a.fingerprint.to_string());
+        self.by.push(a.by.map(str::to_string));
+        self.comment.push(a.comment.map(str::to_string));
+        self.until.push(a.until);
+        self.at.push(a.at);
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        vec![&self.fingerprint, &self.by, &self.comment, &self.until, &self.at]
+    }
+}
+
+impl<'a> StepRows<'a> {
+    /// Transitions in the order they happened.
+    pub fn transitions(&mut self, ts: &'a [Transition]) {
+        use std::collections::HashMap;
+        // The alert row ends as the last transition of each alert leaves it; an alert that resolved in between is
+        // deleted first, so a new episode starts from a fresh row as it would one transition at a time.
+        let mut last: HashMap<&str, &Transition> = HashMap::new();
+        let mut resolved_within: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for t in ts {
+            let e = &mut self.events;
+            e.at.push(t.at);
+            e.fingerprint.push(&t.fingerprint);
+            e.rule.push(&t.rule);
+            e.change.push(change_name(t.change));
+            e.state.push(t.state.as_str());
+            e.severity.push(t.severity.as_str());
+            e.labels.push(Json(&t.labels));
+            e.annotations.push(Json(&t.annotations));
+            if t.state == AlertState::Resolved {
+                resolved_within.insert(&t.fingerprint);
+            }
+            last.insert(&t.fingerprint, t);
         }
-        state => {
-            db.execute(
-                "INSERT INTO alert (fingerprint, rule, severity, state, labels, annotations, device_id, series_kind,
-                                    series_item, active_since, firing_since, flapping, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (fingerprint) DO UPDATE SET
-                    state = EXCLUDED.state, labels = EXCLUDED.labels, annotations = EXCLUDED.annotations,
-                    firing_since = EXCLUDED.firing_since, flapping = EXCLUDED.flapping, updated_at = EXCLUDED.updated_at",
-                &[
-                    &t.fingerprint,
-                    &t.rule,
-                    &t.severity.as_str(),
-                    &state.as_str(),
-                    &labels,
-                    &annotations,
-                    &t.device_id,
-                    &kind,
-                    &item,
-                    &t.active_since,
-                    &t.firing_since,
-                    &t.flapping,
-                    &t.at,
-                ],
-            )
-            .await?;
+        let mut order: Vec<(&str, &Transition)> = last.into_iter().collect();
+        order.sort_unstable_by_key(|(fp, _)| *fp);
+        self.deleted.extend(order.iter().filter(|(fp, _)| resolved_within.contains(fp)).map(|(fp, _)| *fp));
+        for (_, t) in order.into_iter().filter(|(_, t)| t.state != AlertState::Resolved) {
+            let a = &mut self.alerts;
+            a.fingerprint.push(&t.fingerprint);
+            a.rule.push(&t.rule);
+            a.severity.push(t.severity.as_str());
+            a.state.push(t.state.as_str());
+            a.labels.push(Json(&t.labels));
+            a.annotations.push(Json(&t.annotations));
+            a.device_id.push(t.device_id);
+            a.series_kind.push(t.series.kind.as_str());
+            a.series_item.push(&t.series.item);
+            a.active_since.push(t.active_since);
+            a.firing_since.push(t.firing_since);
+            a.flapping.push(t.flapping);
+            a.updated_at.push(t.at);
         }
     }
-    db.execute(
-        "INSERT INTO alert_event (at, fingerprint, rule, change, state, severity, labels, annotations)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            &t.at,
-            &t.fingerprint,
-            &t.rule,
-            &change_name(t.change),
-            &t.state.as_str(),
-            &t.severity.as_str(),
-            &labels,
-            &annotations,
-        ],
-    )
-    .await?;
-    Ok(())
+
+    /// Acknowledgement changes in the order they happened.
+    pub fn acks(&mut self, acks: &[AckChange<'_>]) {
+        for (i, a) in acks.iter().enumerate() {
+            self.acks.push(a);
+            if !acks[i + 1..].iter().any(|later| later.fingerprint == a.fingerprint) {
+                self.acks_last.push(a);
+            }
+        }
+    }
+
+    /// Suppression changes in the order they happened.
+    pub fn suppressions(&mut self, changes: &'a [(String, Option<Suppression>, DateTime<Utc>)]) {
+        let mut seen = std::collections::HashSet::new();
+        for (fp, sup, at) in changes.iter().rev() {
+            if seen.insert(fp.as_str()) {
+                self.suppressions_last.fingerprint.push(fp);
+                self.suppressions_last.reason.push(sup.as_ref().map(Json));
+                self.suppressions_last.at.push(*at);
+            }
+        }
+        for (fp, sup, at) in changes {
+            self.suppressions.0.push(fp);
+            self.suppressions.1.push(sup.as_ref().map(ToString::to_string));
+            self.suppressions.2.push(*at);
+        }
+    }
+
+    /// A group's new saved state.
+    pub fn save_group(&mut self, g: &'a Group) {
+        self.groups.0.push(&g.key);
+        self.groups.1.push(Json(g));
+    }
+
+    pub fn delete_group(&mut self, key: &'a str) {
+        self.groups_deleted.push(key);
+    }
+
+    /// Whether [`sql::STEP`] can write these rows in one statement.
+    fn fits_one_statement(&self) -> bool {
+        self.acks.fingerprint.is_empty()
+            && self.suppressions.0.is_empty()
+            && !self.deleted.iter().any(|fp| self.alerts.fingerprint.contains(fp))
+    }
+
+    /// The parameters of [`sql::STEP`] `$1`–`$22` and `$30`–`$32` (the outbox's `$23`–`$29` go between).
+    fn step_params<'p>(&'p self, outbox: &'p crate::outbox::InsertBatch<'_>) -> Vec<Param<'p>> {
+        let (a, e) = (&self.alerts, &self.events);
+        let mut p: Vec<Param<'p>> = vec![
+            &self.deleted,
+            &a.fingerprint,
+            &a.rule,
+            &a.severity,
+            &a.state,
+            &a.labels,
+            &a.annotations,
+            &a.device_id,
+            &a.series_kind,
+            &a.series_item,
+            &a.active_since,
+            &a.firing_since,
+            &a.flapping,
+            &a.updated_at,
+            &e.at,
+            &e.fingerprint,
+            &e.rule,
+            &e.change,
+            &e.state,
+            &e.severity,
+            &e.labels,
+            &e.annotations,
+        ];
+        p.extend(outbox.params());
+        p.extend::<[Param<'p>; 3]>([&self.groups.0, &self.groups.1, &self.groups_deleted]);
+        p
+    }
+
+    /// The statements to run, in order, with their parameters.
+    fn statements(&self) -> Vec<(&'static str, Vec<Param<'_>>)> {
+        let mut out: Vec<(&'static str, Vec<Param<'_>>)> = Vec::new();
+        if !self.deleted.is_empty() {
+            out.push((sql::ALERT_DELETE, vec![&self.deleted]));
+        }
+        let a = &self.alerts;
+        if !a.fingerprint.is_empty() {
+            out.push((
+                sql::ALERT_UPSERT,
+                vec![
+                    &a.fingerprint,
+                    &a.rule,
+                    &a.severity,
+                    &a.state,
+                    &a.labels,
+                    &a.annotations,
+                    &a.device_id,
+                    &a.series_kind,
+                    &a.series_item,
+                    &a.active_since,
+                    &a.firing_since,
+                    &a.flapping,
+                    &a.updated_at,
+                ],
+            ));
+        }
+        let e = &self.events;
+        if !e.at.is_empty() {
+            out.push((
+                sql::EVENT_INSERT,
+                vec![&e.at, &e.fingerprint, &e.rule, &e.change, &e.state, &e.severity, &e.labels, &e.annotations],
+            ));
+        }
+        if !self.acks.fingerprint.is_empty() {
+            out.push((sql::ACK_UPDATE, self.acks_last.params()));
+            out.push((sql::ACK_EVENTS, self.acks.params()));
+        }
+        if !self.suppressions.0.is_empty() {
+            let (l, s) = (&self.suppressions_last, &self.suppressions);
+            out.push((sql::SUPPRESSION_UPDATE, vec![&l.fingerprint, &l.reason, &l.at]));
+            out.push((sql::SUPPRESSION_EVENTS, vec![&s.0, &s.1, &s.2]));
+        }
+        if !self.groups.0.is_empty() {
+            out.push((sql::GROUP_UPSERT, vec![&self.groups.0, &self.groups.1]));
+        }
+        if !self.groups_deleted.is_empty() {
+            out.push((sql::GROUP_DELETE, vec![&self.groups_deleted]));
+        }
+        out
+    }
+
+    /// Runs the statements one after the other on `db` (the caller's transaction, if any).
+    async fn run(&self, db: &impl GenericClient) -> DbResult<Vec<Vec<tokio_postgres::Row>>> {
+        let mut out = Vec::new();
+        for (q, params) in self.statements() {
+            out.push(db.query(q, &params).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// Writes one step and its notifications (`outbox`, see [`crate::outbox::INSERT_BATCH`]) in one transaction,
+/// in one round trip: the statements are prepared once per connection, then `BEGIN`, the statements and
+/// `COMMIT` are sent together (pipelined). Every statement's result is checked: after a failure the server
+/// turns the `COMMIT` into a rollback and the first error is returned. Returns the outbox rows in the order of
+/// the notifications.
+///
+/// The common step (no acknowledgements or suppression changes, no alert both resolved and active again) is
+/// one statement, [`sql::STEP`]: atomic on its own, one message and one answer.
+pub async fn write_step(
+    client: &deadpool_postgres::ClientWrapper,
+    rows: &StepRows<'_>,
+    outbox: &crate::outbox::InsertBatch<'_>,
+) -> DbResult<Vec<(i64, Option<DateTime<Utc>>)>> {
+    if rows.fits_one_statement() {
+        let stmt = client.prepare_cached(sql::STEP).await?;
+        let returned = client.query(&stmt, &rows.step_params(outbox)).await?;
+        return Ok(crate::outbox::inserted(&returned));
+    }
+    let mut statements = rows.statements();
+    if !outbox.is_empty() {
+        statements.push((crate::outbox::INSERT_BATCH, outbox.params().to_vec()));
+    }
+    if statements.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prepared = futures_util::future::try_join_all(statements.iter().map(|(q, _)| client.prepare_cached(q))).await?;
+    type Pending<'a> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = DbResult<Vec<tokio_postgres::Row>>> + Send + 'a>>;
+    let mut pipeline: Vec<Pending<'_>> = Vec::with_capacity(statements.len() + 2);
+    pipeline.push(Box::pin(async { client.batch_execute("BEGIN").await.map(|()| Vec::new()) }));
+    for (stmt, (_, params)) in prepared.iter().zip(&statements) {
+        pipeline.push(Box::pin(client.query(stmt, params)));
+    }
+    pipeline.push(Box::pin(async { client.batch_execute("COMMIT").await.map(|()| Vec::new()) }));
+    let mut results = join_in_order(pipeline).await;
+    let commit = results.pop().expect("COMMIT is in the pipeline");
+    let mut last = Vec::new();
+    for r in results {
+        last = r?;
+    }
+    commit?;
+    Ok(if outbox.is_empty() { Vec::new() } else { crate::outbox::inserted(&last) })
+}
+
+/// Awaits all `futures`, polling them in the order given, so that tokio-postgres sends their requests in that
+/// order (it sends a request when its future is first polled).
+async fn join_in_order<T>(
+    mut futures: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + '_>>>,
+) -> Vec<T> {
+    let mut out: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(|v| v.expect("every future completed")).collect()
+}
+
+/// Writes one transition: the alert row (inserted, updated or deleted) and a history event.
+pub async fn record_transition(db: &impl GenericClient, t: &Transition) -> DbResult<()> {
+    let mut rows = StepRows::default();
+    rows.transitions(std::slice::from_ref(t));
+    rows.run(db).await.map(drop)
 }
 
 /// Records a change of the reason an alert is suppressed (history + current row).
@@ -86,48 +464,22 @@ pub async fn record_suppression(
     suppression: Option<&Suppression>,
     at: DateTime<Utc>,
 ) -> DbResult<()> {
-    let value = suppression.map(|s| serde_json::to_value(s).unwrap_or_default());
-    let n = db
-        .execute(
-            "UPDATE alert SET suppressed_by = $2, updated_at = $3 WHERE fingerprint = $1",
-            &[&fingerprint, &value, &at],
-        )
-        .await?;
-    if n > 0 {
-        let (change, detail) = match suppression {
-            Some(s) => ("suppressed", Some(s.to_string())),
-            None => ("unsuppressed", None),
-        };
-        db.execute(
-            "INSERT INTO alert_event (at, fingerprint, rule, change, state, severity, labels, annotations, detail)
-             SELECT $2, fingerprint, rule, $3, state, severity, labels, annotations, $4 FROM alert WHERE fingerprint = $1",
-            &[&fingerprint, &at, &change, &detail],
-        )
-        .await?;
-    }
-    Ok(())
+    let mut rows = StepRows::default();
+    let change = [(fingerprint.to_string(), suppression.cloned(), at)];
+    rows.suppressions(&change);
+    rows.run(db).await.map(drop)
 }
 
 pub async fn save_group(db: &impl GenericClient, g: &Group) -> DbResult<()> {
-    save_group_json(db, &g.key, &serde_json::to_value(g).unwrap_or_default()).await
-}
-
-/// Saves a group already serialized (the service hashes the JSON to skip unchanged groups).
-pub async fn save_group_json(db: &impl GenericClient, key: &str, state: &serde_json::Value) -> DbResult<()> {
-    db.execute(
-        "INSERT INTO alert_group (key, state, updated_at) VALUES ($1, $2, now())
-         ON CONFLICT (key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
-        &[&key, state],
-    )
-    .await?;
-    Ok(())
+    let mut rows = StepRows::default();
+    rows.save_group(g);
+    rows.run(db).await.map(drop)
 }
 
 pub async fn delete_groups(db: &impl GenericClient, keys: &[String]) -> DbResult<()> {
-    if !keys.is_empty() {
-        db.execute("DELETE FROM alert_group WHERE key = ANY($1)", &[&keys]).await?;
-    }
-    Ok(())
+    let mut rows = StepRows::default();
+    keys.iter().for_each(|k| rows.delete_group(k));
+    rows.run(db).await.map(drop)
 }
 
 pub async fn load_groups(db: &impl GenericClient) -> DbResult<Vec<Group>> {
@@ -256,25 +608,10 @@ pub async fn set_ack(
     until: Option<DateTime<Utc>>,
     at: DateTime<Utc>,
 ) -> DbResult<bool> {
-    let n = db
-        .execute(
-            "UPDATE alert SET ack_by = $2, ack_comment = $3, ack_until = $4,
-                              ack_at = CASE WHEN $2::text IS NULL THEN NULL ELSE $5::timestamptz END, updated_at = $5
-             WHERE fingerprint = $1",
-            &[&fingerprint, &by, &comment, &until, &at],
-        )
-        .await?;
-    if n > 0 {
-        let change = if by.is_some() { "acknowledged" } else { "unacknowledged" };
-        let detail = by.map(|b| format!("{b}: {}", comment.unwrap_or("")));
-        db.execute(
-            "INSERT INTO alert_event (at, fingerprint, rule, change, state, severity, labels, annotations, detail)
-             SELECT $2, fingerprint, rule, $3, state, severity, labels, annotations, $4 FROM alert WHERE fingerprint = $1",
-            &[&fingerprint, &at, &change, &detail],
-        )
-        .await?;
-    }
-    Ok(n > 0)
+    let mut rows = StepRows::default();
+    rows.acks(&[AckChange { fingerprint, by, comment, until, at }]);
+    let results = rows.run(db).await?;
+    Ok(results.first().is_some_and(|updated| !updated.is_empty()))
 }
 
 /// A silence as the API shows it.
@@ -365,11 +702,12 @@ pub async fn expire_silence(db: &impl GenericClient, id: i64, now: DateTime<Utc>
     Ok(n > 0)
 }
 
-/// Enqueues notifications in the caller's transaction.
+/// Enqueues notifications (`pending`) in the caller's transaction.
 pub async fn enqueue_all(db: &impl GenericClient, ns: &[Notification]) -> Result<(), String> {
-    futures_util::future::try_join_all(ns.iter().map(|n| crate::outbox::enqueue(db, n)))
-        .await
-        .map_err(|e| e.to_string())?;
+    let batch = crate::outbox::InsertBatch::new(ns, None);
+    if !batch.is_empty() {
+        db.query(crate::outbox::INSERT_BATCH, &batch.params()).await.map_err(|e| collector::db::error_text(&e))?;
+    }
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use crate::rule::Scope;
 use crate::source::DeviceMeta;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// A silence as stored and managed through the API.
@@ -71,11 +71,47 @@ pub struct Context<'a> {
     pub silences: &'a [Silence],
     pub windows: &'a [MaintenanceWindow],
     pub inhibit: &'a [InhibitRule],
-    /// Firing alerts: fingerprint and labels (inhibition sources).
-    pub firing: &'a [(String, Labels)],
     /// Device → the down device it sits behind (from `Topology::cut_off_by`).
     pub cut_off: &'a BTreeMap<String, String>,
     pub now: DateTime<Utc>,
+    /// Per inhibition rule: the values of its `equal` labels → the first two firing alerts matching its source
+    /// (two, so that an alert that is its own source still finds another).
+    sources: Vec<HashMap<Vec<&'a str>, [Option<&'a str>; 2]>>,
+}
+
+impl<'a> Context<'a> {
+    /// `firing`: the firing alerts (fingerprint, labels), the sources of inhibition. Indexed once here, so
+    /// deciding an alert costs one lookup per inhibition rule rather than a scan of every firing alert.
+    pub fn new(
+        silences: &'a [Silence],
+        windows: &'a [MaintenanceWindow],
+        inhibit: &'a [InhibitRule],
+        firing: &[(&'a str, &'a Labels)],
+        cut_off: &'a BTreeMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Context<'a> {
+        let sources = inhibit
+            .iter()
+            .map(|rule| {
+                let mut index: HashMap<Vec<&'a str>, [Option<&'a str>; 2]> = HashMap::new();
+                for &(fp, labels) in firing.iter().filter(|(_, l)| all_match(&rule.source, l)) {
+                    let slot = index.entry(equal_values(&rule.equal, labels)).or_default();
+                    if slot[0].is_none() {
+                        slot[0] = Some(fp);
+                    } else if slot[1].is_none() {
+                        slot[1] = Some(fp);
+                    }
+                }
+                index
+            })
+            .collect();
+        Context { silences, windows, inhibit, cut_off, now, sources }
+    }
+}
+
+/// The values of `keys` in `labels`, a missing label counting as empty.
+fn equal_values<'l>(keys: &[String], labels: &'l Labels) -> Vec<&'l str> {
+    keys.iter().map(|k| labels.get(k).map(String::as_str).unwrap_or("")).collect()
 }
 
 /// The reason a firing alert is suppressed, if any. Topology comes first (it names the cause),
@@ -89,19 +125,15 @@ pub fn suppression(
     if let Some(parent) = labels.get("device").and_then(|d| ctx.cut_off.get(d)) {
         return Some(Suppression::Topology { device: parent.clone() });
     }
-    for rule in ctx.inhibit {
+    for (rule, sources) in ctx.inhibit.iter().zip(&ctx.sources) {
         if !all_match(&rule.target, labels) {
             continue;
         }
-        let source = ctx.firing.iter().find(|(fp, l)| {
-            fp != fingerprint
-                && all_match(&rule.source, l)
-                && rule.equal.iter().all(|k| {
-                    l.get(k).map(String::as_str).unwrap_or("") == labels.get(k).map(String::as_str).unwrap_or("")
-                })
-        });
-        if let Some((fp, _)) = source {
-            return Some(Suppression::Inhibited { rule: rule.name.clone(), by_fingerprint: fp.clone() });
+        let source = sources
+            .get(&equal_values(&rule.equal, labels))
+            .and_then(|slot| slot.iter().flatten().find(|fp| **fp != fingerprint));
+        if let Some(fp) = source {
+            return Some(Suppression::Inhibited { rule: rule.name.clone(), by_fingerprint: fp.to_string() });
         }
     }
     if let Some(w) = ctx.windows.iter().find(|w| w.covers(labels, device, ctx.now)) {
@@ -111,6 +143,18 @@ pub fn suppression(
         .iter()
         .find(|s| s.is_active(ctx.now) && all_match(&s.matchers, labels))
         .map(|s| Suppression::Silenced { silence_id: s.id })
+}
+
+/// The next time after `now` at which a silence or maintenance window starts or ends: until then, time alone
+/// changes no alert's suppression.
+pub fn next_boundary(silences: &[Silence], windows: &[MaintenanceWindow], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let silence_times = silences.iter().flat_map(|s| [s.starts_at, s.ends_at]);
+    let window_times = windows.iter().flat_map(|w| {
+        let end = w.active_at(now).map(|(_, end)| end);
+        let next_start = w.schedule.find_next_occurrence(&now, false).ok();
+        [end, next_start].into_iter().flatten()
+    });
+    silence_times.chain(window_times).filter(|t| *t > now).min()
 }
 
 /// Maintenance windows as written in the alerting file.
@@ -189,7 +233,8 @@ mod tests {
         cut_off: &'a BTreeMap<String, String>,
         now: DateTime<Utc>,
     ) -> Context<'a> {
-        Context { silences, windows, inhibit, firing, cut_off, now }
+        let firing: Vec<(&str, &Labels)> = firing.iter().map(|(fp, l)| (fp.as_str(), l)).collect();
+        Context::new(silences, windows, inhibit, &firing, cut_off, now)
     }
 
     #[test]
@@ -261,6 +306,17 @@ mod tests {
             "not itself"
         );
 
+        // An alert that is itself the first source of its rule is inhibited by the next one, never by itself.
+        let two = [
+            firing[0].clone(),
+            ("src2".to_string(), labels(&[("alertname", "DeviceDown"), ("device", "leaf2"), ("severity", "major")])),
+        ];
+        let not_critical = labels(&[("alertname", "DeviceDown"), ("device", "leaf2"), ("severity", "minor")]);
+        assert_eq!(
+            suppression("src", &not_critical, None, &ctx(&[], &[], &inhibit, &two, &none, now)),
+            Some(Suppression::Inhibited { rule: "device-down".into(), by_fingerprint: "src2".into() })
+        );
+
         let cut: BTreeMap<String, String> = [("leaf2".to_string(), "spine1".to_string())].into();
         assert_eq!(
             suppression("a", &iface, None, &ctx(&s, &[], &[], &[], &cut, now)),
@@ -280,6 +336,48 @@ mod tests {
             }
             .compile()
             .is_err()
+        );
+    }
+
+    #[test]
+    fn boundaries_are_the_next_silence_or_window_start_or_end() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 21, 2, 30, 0).unwrap(); // a Saturday, inside the window
+        let silence = |start: i64, end: i64| Silence {
+            id: 1,
+            matchers: vec![Matcher::parse(r#"device="leaf2""#).unwrap()],
+            starts_at: now + chrono::Duration::minutes(start),
+            ends_at: now + chrono::Duration::minutes(end),
+            created_by: "noc".into(),
+            comment: String::new(),
+        };
+        assert_eq!(next_boundary(&[], &[], now), None);
+        assert_eq!(next_boundary(&[silence(-10, 45)], &[], now), Some(now + chrono::Duration::minutes(45)));
+        assert_eq!(next_boundary(&[silence(5, 45)], &[], now), Some(now + chrono::Duration::minutes(5)));
+        let window = |schedule: &str| {
+            RawWindow {
+                name: "w".into(),
+                schedule: schedule.into(),
+                duration: "2h".into(),
+                scope: Scope::default(),
+                matchers: vec![],
+            }
+            .compile()
+            .unwrap()
+        };
+        // Active since 02:00: it ends at 04:00.
+        assert_eq!(
+            next_boundary(&[], &[window("0 2 * * 6")], now),
+            Some(Utc.with_ymd_and_hms(2026, 11, 21, 4, 0, 0).unwrap())
+        );
+        // Not active: the next start.
+        assert_eq!(
+            next_boundary(&[], &[window("0 3 * * *")], now),
+            Some(Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 0).unwrap())
+        );
+        assert_eq!(
+            next_boundary(&[silence(5, 45)], &[window("0 2 * * 6")], now),
+            Some(now + chrono::Duration::minutes(5)),
+            "the earliest of all"
         );
     }
 }

@@ -113,6 +113,7 @@ fn observation(n: usize, down: std::ops::Range<usize>) -> Observation {
 }
 
 struct Percentiles {
+    min: f64,
     p50: f64,
     p95: f64,
     max: f64,
@@ -121,7 +122,7 @@ struct Percentiles {
 fn percentiles(mut ms: Vec<f64>) -> Percentiles {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
-    Percentiles { p50: at(0.5), p95: at(0.95), max: *ms.last().unwrap() }
+    Percentiles { min: ms[0], p50: at(0.5), p95: at(0.95), max: *ms.last().unwrap() }
 }
 
 fn since_ms(t0: Instant, times: &[Instant]) -> Vec<f64> {
@@ -155,7 +156,7 @@ async fn measure_ours(hook: &str, receipts: &Receipts, n: usize, singles: usize)
     let alerting =
         rules::config::Alerting::load(Some(&dir.path().join("alerting.yaml")), "http://bench").expect("alerting file");
     let notifier = Arc::new(rules::notify::Notifier::new(&alerting.receivers, Default::default()).expect("notifier"));
-    let wake = Arc::new(Notify::new());
+    let wake = rules::outbox::Wake::default();
     let cancel = CancellationToken::new();
     let opts = rules::outbox::WorkerOptions { wake: wake.clone(), concurrency: 16, ..Default::default() };
     let worker = rules::outbox::spawn(pool.clone(), notifier, opts, cancel.clone());
@@ -321,10 +322,12 @@ fn env_num(name: &str, default: usize) -> usize {
 
 fn row(case: &str, ours: &Percentiles, peer: &Percentiles) {
     println!(
-        "{case:<22} netwarden p50 {:>8.1} ms  p95 {:>8.1} ms  max {:>8.1} ms | Alertmanager p50 {:>8.1} ms  p95 {:>8.1} ms  max {:>8.1} ms | p95 ratio {:.2}",
+        "{case:<22} netwarden min {:>7.1} p50 {:>8.1} ms  p95 {:>8.1} ms  max {:>8.1} ms | Alertmanager min {:>7.1} p50 {:>8.1} ms  p95 {:>8.1} ms  max {:>8.1} ms | p95 ratio {:.2}",
+        ours.min,
         ours.p50,
         ours.p95,
         ours.max,
+        peer.min,
         peer.p50,
         peer.p95,
         peer.max,
