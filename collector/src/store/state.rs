@@ -1,9 +1,15 @@
-//! Device and interface state (updated in place), written off the poll path by one task in
-//! batches: a device's poll hands its result to the [`StateWriter`] and goes on; the writer
-//! collects results for up to [`StateWriterOptions::linger`] (or `max_batch` devices) and writes
-//! them in one transaction with one statement per table, whatever the number of devices and
-//! interfaces. Only then does it hand the batch's sample rows to the sample writer, so a sample in
+//! Device and interface state (updated in place), written off the poll path in batches: a
+//! device's poll hands its result to the [`StateWriter`] and goes on; the writer collects results
+//! for up to [`StateWriterOptions::linger`] (or `max_batch` devices) and writes them in one
+//! transaction with one statement per table, whatever the number of devices and interfaces. Only
+//! then does it hand the batch's sample rows to the sample writer, so a sample in
 //! `if_sample`/`poll_sample` always comes after the state of its poll is committed.
+//!
+//! The writer runs as a few lanes (tasks with a connection each), a device always in the same
+//! lane: its results stay in order, and on a busy runtime, where each round trip waits for the
+//! task's turn, the lanes' round trips overlap. Interface ids are cached per device; the upsert
+//! returns only the ids the cache does not already hold (new interfaces), so a steady poll's
+//! batch reads almost nothing back.
 
 use crate::counters::InterfaceRates;
 use crate::poll::DevicePoll;
@@ -20,11 +26,13 @@ use tokio::sync::mpsc;
 
 #[derive(Debug, Clone)]
 pub struct StateWriterOptions {
+    /// Writer tasks (each with its own connection while it writes); a device always uses the same.
+    pub lanes: usize,
     /// How long the writer waits for more polls after the first one of a batch.
     pub linger: Duration,
     /// Devices per batch at most.
     pub max_batch: usize,
-    /// Poll results waiting for the writer; when full, a device's loop waits (after its poll has
+    /// Poll results waiting for the writer (all lanes together); when full, a device's loop waits (after its poll has
     /// released its in-flight slot), and any tick it misses meanwhile is counted as skipped.
     pub channel_capacity: usize,
     /// Consecutive failed polls before a device is marked down.
@@ -36,6 +44,7 @@ pub struct StateWriterOptions {
 impl Default for StateWriterOptions {
     fn default() -> Self {
         StateWriterOptions {
+            lanes: 4,
             linger: Duration::from_millis(100),
             max_batch: 500,
             channel_capacity: 4096,
@@ -83,20 +92,24 @@ enum Msg {
 /// Hands poll results to the state writer.
 #[derive(Clone)]
 pub struct StateHandle {
-    tx: mpsc::Sender<Msg>,
+    lanes: Arc<[mpsc::Sender<Msg>]>,
 }
 
 impl StateHandle {
-    /// Queues a poll's result; waits only while the writer's queue is full.
+    fn lane(&self, device_id: i64) -> &mpsc::Sender<Msg> {
+        &self.lanes[device_id.rem_euclid(self.lanes.len() as i64) as usize]
+    }
+
+    /// Queues a poll's result; waits only while the device's lane is full.
     pub async fn send(&self, update: StateUpdate) {
-        if self.tx.send(Msg::Update(Box::new(update))).await.is_err() {
+        if self.lane(update.device_id).send(Msg::Update(Box::new(update))).await.is_err() {
             tracing::warn!("state writer stopped; a poll result was not recorded");
         }
     }
 
     pub fn forget(&self, device_id: i64) {
         // Only a cache entry: if the queue is full, the entry stays until the next restart.
-        let _ = self.tx.try_send(Msg::Forget(device_id));
+        let _ = self.lane(device_id).try_send(Msg::Forget(device_id));
     }
 }
 
@@ -137,9 +150,27 @@ impl StateWriter {
         stats: Arc<SchedulerStats>,
         opts: StateWriterOptions,
     ) -> (StateHandle, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(opts.channel_capacity.max(1));
-        let w = StateWriter { pool, samples, stats, opts, ids: HashMap::new() };
-        (StateHandle { tx }, tokio::spawn(w.run(rx)))
+        let lanes = opts.lanes.max(1);
+        let capacity = (opts.channel_capacity / lanes).max(1);
+        let (mut txs, mut tasks) = (Vec::with_capacity(lanes), Vec::with_capacity(lanes));
+        for _ in 0..lanes {
+            let (tx, rx) = mpsc::channel(capacity);
+            let w = StateWriter {
+                pool: pool.clone(),
+                samples: samples.clone(),
+                stats: stats.clone(),
+                opts: opts.clone(),
+                ids: HashMap::new(),
+            };
+            txs.push(tx);
+            tasks.push(tokio::spawn(w.run(rx)));
+        }
+        let all = tokio::spawn(async move {
+            for t in tasks {
+                let _ = t.await;
+            }
+        });
+        (StateHandle { lanes: txs.into() }, all)
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
@@ -203,13 +234,15 @@ impl StateWriter {
             }
         };
         if let Some(mut conn) = conn {
-            match store_batch(&mut conn, &batch, self.opts.down_after_failures).await {
-                Ok(ids) => self.ids.extend(ids),
+            match store_batch(&mut conn, &batch, &self.ids, self.opts.down_after_failures).await {
+                Ok(ids) => self.remember(ids),
                 Err(e) if e.per_device_may_help && batch.len() > 1 => {
                     tracing::debug!(devices = batch.len(), error = %e.message, "state batch refused; writing each device alone");
                     for u in &batch {
-                        match store_batch(&mut conn, std::slice::from_ref(u), self.opts.down_after_failures).await {
-                            Ok(ids) => self.ids.extend(ids),
+                        match store_batch(&mut conn, std::slice::from_ref(u), &self.ids, self.opts.down_after_failures)
+                            .await
+                        {
+                            Ok(ids) => self.remember(ids),
                             Err(e) => self.failed(std::slice::from_ref(u), &e.message),
                         }
                     }
@@ -237,6 +270,13 @@ impl StateWriter {
         }
     }
 
+    /// Adds the ids of interfaces first seen (or re-created) in a committed batch.
+    fn remember(&mut self, fresh: Vec<(i64, String, i64)>) {
+        for (device_id, key, id) in fresh {
+            self.ids.entry(device_id).or_default().insert(key, id);
+        }
+    }
+
     fn failed(&self, updates: &[StateUpdate], error: &str) {
         for u in updates {
             self.stats.db_errors.fetch_add(1, Ordering::Relaxed);
@@ -253,13 +293,14 @@ impl StateWriter {
     }
 }
 
-/// One transaction for the whole batch (each device at most once); returns the interface ids of
-/// every successfully polled device.
+/// One transaction for the whole batch (each device at most once); returns the interface ids
+/// that `known` did not hold, as `(device id, tracking key, id)`.
 async fn store_batch(
     conn: &mut deadpool_postgres::Object,
     batch: &[StateUpdate],
+    known: &HashMap<i64, InterfaceIds>,
     down_after: i32,
-) -> Result<HashMap<i64, InterfaceIds>, BatchError> {
+) -> Result<Vec<(i64, String, i64)>, BatchError> {
     let tx = conn.transaction().await.map_err(|e| BatchError::db("begin", &e))?;
     let polled: Vec<(&StateUpdate, &DevicePoll)> = batch
         .iter()
@@ -268,11 +309,9 @@ async fn store_batch(
             _ => None,
         })
         .collect();
-    let mut ids: HashMap<i64, InterfaceIds> = polled.iter().map(|(u, _)| (u.device_id, InterfaceIds::new())).collect();
+    let mut fresh = Vec::new();
     if !polled.is_empty() {
-        for (device_id, name, id) in interface_ids(&tx, &polled).await.map_err(|e| BatchError::db("interfaces", &e))? {
-            ids.entry(device_id).or_default().insert(name, id);
-        }
+        fresh = interface_ids(&tx, &polled, known).await.map_err(|e| BatchError::db("interfaces", &e))?;
         record_poll_success(&tx, &polled).await.map_err(|e| BatchError::db("device state", &e))?;
         let routing: Vec<RoutingInput<'_>> = polled
             .iter()
@@ -301,14 +340,16 @@ async fn store_batch(
         record_skipped(&tx, &skipped.0, &skipped.1).await.map_err(|e| BatchError::db("skipped polls", &e))?;
     }
     tx.commit().await.map_err(|e| BatchError::db("commit", &e))?;
-    Ok(ids)
+    Ok(fresh)
 }
 
 /// Upserts the interfaces seen in the polls, with a history row for every interface whose
-/// admin/oper status changed; returns `(device id, tracking key, interface id)` of each.
+/// admin/oper status changed; returns `(device id, tracking key, interface id)` of each interface
+/// whose id is not the one in `known` (new, or re-created since).
 async fn interface_ids(
     tx: &deadpool_postgres::Transaction<'_>,
     polled: &[(&StateUpdate, &DevicePoll)],
+    known: &HashMap<i64, InterfaceIds>,
 ) -> Result<Vec<(i64, String, i64)>, tokio_postgres::Error> {
     let n: usize = polled.iter().map(|(_, p)| p.interfaces.len()).sum();
     let devices: Vec<i64> = polled.iter().map(|(u, _)| u.device_id).collect();
@@ -324,9 +365,12 @@ async fn interface_ids(
     let mut admin = Vec::with_capacity(n);
     let mut oper = Vec::with_capacity(n);
     let mut last_change = Vec::with_capacity(n);
+    let mut known_id: Vec<Option<i64>> = Vec::with_capacity(n);
     for (u, poll) in polled {
         let rows = &poll.interfaces;
+        let cached = known.get(&u.device_id);
         for (r, key) in rows.iter().zip(crate::ifmib::tracking_keys(rows)) {
+            known_id.push(cached.and_then(|c| c.get(&key)).copied());
             device.push(u.device_id);
             at.push(u.at);
             names.push(key);
@@ -347,9 +391,10 @@ async fn interface_ids(
             // status changed (the `old` CTE sees the rows as they were before the upsert).
             "WITH new AS (
                  SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[],
-                                      $7::int[], $8::int[], $9::bigint[], $10::smallint[], $11::smallint[], $12::bigint[])
+                                      $7::int[], $8::int[], $9::bigint[], $10::smallint[], $11::smallint[], $12::bigint[],
+                                      $14::bigint[])
                           AS t(device_id, at, name, if_index, descr, alias, if_type, mtu, speed_bps, admin_status,
-                               oper_status, last_change_ticks)
+                               oper_status, last_change_ticks, known_id)
              ),
              old AS (SELECT device_id, name, admin_status, oper_status FROM interface WHERE device_id = ANY($13)),
              history AS (
@@ -360,7 +405,8 @@ async fn interface_ids(
                         jsonb_build_object('if_index', n.if_index, 'last_change_ticks', n.last_change_ticks)
                    FROM new n JOIN old o USING (device_id, name)
                   WHERE (o.admin_status, o.oper_status) IS DISTINCT FROM (n.admin_status, n.oper_status)
-             )
+             ),
+             up AS (
              INSERT INTO interface (device_id, name, if_index, descr, alias, if_type, mtu, speed_bps,
                                     admin_status, oper_status, last_change_ticks, first_seen, last_seen)
              SELECT device_id, name, if_index, descr, alias, if_type, mtu, speed_bps,
@@ -370,13 +416,30 @@ async fn interface_ids(
                  if_type = EXCLUDED.if_type, mtu = EXCLUDED.mtu, speed_bps = EXCLUDED.speed_bps,
                  admin_status = EXCLUDED.admin_status, oper_status = EXCLUDED.oper_status,
                  last_change_ticks = EXCLUDED.last_change_ticks, last_seen = EXCLUDED.last_seen
-             RETURNING device_id, name, id",
+             RETURNING device_id, name, id)
+             SELECT up.device_id, up.name, up.id FROM up JOIN new USING (device_id, name)
+              WHERE up.id IS DISTINCT FROM new.known_id",
         )
         .await?;
     let rows = tx
         .query(
             &st,
-            &[&device, &at, &names, &idx, &descr, &alias, &typ, &mtu, &speed, &admin, &oper, &last_change, &devices],
+            &[
+                &device,
+                &at,
+                &names,
+                &idx,
+                &descr,
+                &alias,
+                &typ,
+                &mtu,
+                &speed,
+                &admin,
+                &oper,
+                &last_change,
+                &devices,
+                &known_id,
+            ],
         )
         .await?;
     Ok(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
