@@ -1,6 +1,11 @@
 //! The polling scheduler: every device on its own interval, spread by a stable offset, under a
 //! global cap on polls in flight. An overrunning poll makes the scheduler skip (and count) the
 //! ticks it covered, never stack them; a failing device backs off and is marked down.
+//!
+//! A poll holds its in-flight slot only while it talks to the device. Its result goes to the
+//! alert service (in memory) and to the [`StateWriter`], which records device and interface state
+//! for many devices at once and then hands the sample rows to the sample writer: no device waits
+//! for the database between its polls.
 
 use crate::counters::{CounterState, InterfaceRates};
 use crate::ifmib::{self, InterfaceRow};
@@ -8,7 +13,9 @@ use crate::inventory::Device;
 use crate::observe::{Observation, Outcome, SchedulerHooks};
 use crate::poll::poll_device;
 use crate::snmp::{ClientOptions, SnmpClient};
-use crate::store::{self, IfSampleRow, PollSampleRow, WriterHandle};
+use crate::store::{
+    IfSampleRow, PollSampleRow, StateHandle, StateOutcome, StateUpdate, StateWriter, StateWriterOptions, WriterHandle,
+};
 use chrono::Utc;
 use deadpool_postgres::Pool;
 use std::collections::HashMap;
@@ -59,8 +66,7 @@ pub struct ScheduledDevice {
 }
 
 struct Shared {
-    pool: Pool,
-    writer: WriterHandle,
+    state: StateHandle,
     permits: Semaphore,
     opts: SchedulerOptions,
     stats: Arc<SchedulerStats>,
@@ -78,7 +84,9 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let permits = Semaphore::new(opts.max_in_flight.max(1));
-    let shared = Arc::new(Shared { pool, writer, permits, opts, stats, hooks });
+    let state_opts = StateWriterOptions { down_after_failures: opts.down_after_failures, ..Default::default() };
+    let (state, state_task) = StateWriter::spawn(pool, writer, stats.clone(), state_opts);
+    let shared = Arc::new(Shared { state, permits, opts, stats, hooks });
     let mut running: HashMap<i64, (ScheduledDevice, CancellationToken, tokio::task::JoinHandle<()>)> = HashMap::new();
     loop {
         let wanted: Vec<ScheduledDevice> = devices.borrow_and_update().clone();
@@ -110,6 +118,9 @@ pub async fn run(
         tok.cancel();
         let _ = task.await;
     }
+    // The last handle goes: the state writer records what it holds, hands the samples on and ends.
+    drop(shared);
+    let _ = state_task.await;
 }
 
 /// Where in the interval a device polls: a hash of its name, so the phase is the same across
@@ -139,7 +150,7 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut client = SnmpClient::new(d.device.snmp_target(), d.device.snmp.clone(), shared.opts.client.clone());
     let mut counters = CounterState::default();
-    let mut ids: HashMap<String, i64> = HashMap::new();
+    let _forget = Forget(shared.state.clone(), d.id);
     let mut last_poll: Option<Instant> = None;
     let mut failures: u32 = 0;
     let mut resume_at: Option<Instant> = None;
@@ -181,14 +192,6 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     Some(up) => counters.update(up, wall, &poll.interfaces).0,
                     None => vec![InterfaceRates::default(); poll.interfaces.len()],
                 };
-                match store_success(&shared, &d, at, &poll).await {
-                    Ok(fresh) => ids = fresh,
-                    Err(e) => {
-                        shared.stats.db_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(device = %d.device.name, error = %e, "cannot store device state; samples use known interface ids");
-                    }
-                }
-                let if_rows = sample_rows(d.id, at, &poll.interfaces, &rates, &ids);
                 let poll_row = PollSampleRow {
                     time: at,
                     device_id: d.id,
@@ -199,13 +202,23 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     error_kind: None,
                     error: poll_notes(&poll),
                 };
-                shared.writer.submit(if_rows, vec![poll_row]);
+                let (poll, rates) = (Arc::new(poll), Arc::new(rates));
                 shared.hooks.observe(Observation {
                     device_id: d.id,
                     device: d.device.name.clone(),
                     at,
-                    outcome: Outcome::Polled { poll: Arc::new(poll), rates: Arc::new(rates) },
+                    outcome: Outcome::Polled { poll: poll.clone(), rates: rates.clone() },
                 });
+                shared
+                    .state
+                    .send(StateUpdate {
+                        device_id: d.id,
+                        device: d.device.name.clone(),
+                        at,
+                        outcome: StateOutcome::Polled { poll, rates },
+                        poll_rows: vec![poll_row],
+                    })
+                    .await;
             }
             Err(e) => {
                 failures += 1;
@@ -213,21 +226,6 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                 shared.stats.polls_failed.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("netwarden_polls_total", "status" => "failed").increment(1);
                 tracing::warn!(device = %d.device.name, kind = e.kind(), error = %e, failures, "poll failed");
-                if let Ok(db) = shared.pool.get().await {
-                    let r = store::record_poll_failure(
-                        &**db,
-                        d.id,
-                        at,
-                        e.kind(),
-                        &e.to_string(),
-                        shared.opts.down_after_failures,
-                    )
-                    .await;
-                    if let Err(err) = r {
-                        shared.stats.db_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(device = %d.device.name, error = %crate::db::error_text(&err), "cannot record failed poll");
-                    }
-                }
                 let row = PollSampleRow {
                     time: at,
                     device_id: d.id,
@@ -238,7 +236,6 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     error_kind: Some(e.kind().to_string()),
                     error: Some(e.to_string()),
                 };
-                shared.writer.submit(Vec::new(), vec![row]);
                 shared.hooks.observe(Observation {
                     device_id: d.id,
                     device: d.device.name.clone(),
@@ -250,6 +247,16 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                         down: failures as i64 >= i64::from(shared.opts.down_after_failures),
                     },
                 });
+                shared
+                    .state
+                    .send(StateUpdate {
+                        device_id: d.id,
+                        device: d.device.name.clone(),
+                        at,
+                        outcome: StateOutcome::Failed { kind: e.kind(), error: e.to_string() },
+                        poll_rows: vec![row],
+                    })
+                    .await;
                 // Back off: 1, 2, 4 ... intervals between attempts, capped.
                 let factor = 1u32 << (failures - 1).min(16);
                 let pause = interval.saturating_mul(factor).min(shared.opts.max_backoff.max(interval));
@@ -274,16 +281,23 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     error: Some(format!("previous poll took {took:?}, interval {interval:?}")),
                 })
                 .collect();
-            shared.writer.submit(Vec::new(), rows);
+            let now = Utc::now();
             shared.hooks.observe(Observation {
                 device_id: d.id,
                 device: d.device.name.clone(),
-                at: Utc::now(),
+                at: now,
                 outcome: Outcome::Overrun { skipped },
             });
-            if let Ok(db) = shared.pool.get().await {
-                let _ = store::record_skipped(&**db, d.id, skipped).await;
-            }
+            shared
+                .state
+                .send(StateUpdate {
+                    device_id: d.id,
+                    device: d.device.name.clone(),
+                    at: now,
+                    outcome: StateOutcome::Skipped { count: skipped },
+                    poll_rows: rows,
+                })
+                .await;
         }
     }
 }
@@ -292,6 +306,15 @@ async fn requested(n: Option<Arc<tokio::sync::Notify>>) {
     match n {
         Some(n) => n.notified().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Drops the state writer's cache of a device's interface ids when its loop ends.
+struct Forget(StateHandle, i64);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
     }
 }
 
@@ -322,29 +345,6 @@ fn poll_notes(poll: &crate::poll::DevicePoll) -> Option<String> {
         notes.push(format!("routing tables: {e}"));
     }
     (!notes.is_empty()).then(|| notes.join("; "))
-}
-
-async fn store_success(
-    shared: &Shared,
-    d: &ScheduledDevice,
-    at: chrono::DateTime<Utc>,
-    poll: &crate::poll::DevicePoll,
-) -> Result<HashMap<String, i64>, String> {
-    let db = shared.pool.get().await.map_err(|e| e.to_string())?;
-    let ids = store::interface_ids(&**db, d.id, at, &poll.interfaces)
-        .await
-        .map_err(|e| format!("interfaces: {}", crate::db::error_text(&e)))?;
-    store::record_poll_success(&**db, d.id, at, poll)
-        .await
-        .map_err(|e| format!("device state: {}", crate::db::error_text(&e)))?;
-    if let Some(r) = &poll.routing {
-        let mut db = db;
-        let client: &mut tokio_postgres::Client = &mut db;
-        store::routing::record_routing(client, d.id, at, r)
-            .await
-            .map_err(|e| format!("routing state: {}", crate::db::error_text(&e)))?;
-    }
-    Ok(ids)
 }
 
 /// One sample row per interface with a known id.

@@ -18,6 +18,10 @@
 //! steady part), polls ok / failed / skipped (overruns) and samples dropped (`/api/v1/status`),
 //! samples written per second, and database growth per device per day (`pg_total_relation_size` of
 //! every partition of `if_sample` and `poll_sample`, growth over the steady part extrapolated).
+//! CPU is also given per poll done in the steady part (ms of netwarden / PostgreSQL / simulator CPU
+//! per poll), which compares runs that managed different poll rates, and the machine's 1-minute
+//! load average at the start and the end of the run: other work on the machine takes CPU from all
+//! three.
 //!
 //! Ceiling search (`NETWARDEN_BENCH_SCALE_CEILING=1`): runs of 3 intervals at a short interval
 //! (default 10 s, so one step takes ~40 s instead of 3 min), N doubling from a start value, until a
@@ -84,6 +88,8 @@ struct RunResult {
     hwm_mib: f64,
     steady_rss_mib: f64,
     lag_p99_max: Option<f64>,
+    /// 1-minute load average of the machine at the start and at the end of the run.
+    load: (f64, f64),
 }
 
 impl RunResult {
@@ -97,6 +103,13 @@ impl RunResult {
 
     fn missed(&self) -> u64 {
         self.last.polls_failed + self.last.polls_skipped
+    }
+
+    /// Milliseconds of a process's CPU per poll done (ok or failed) in the steady part.
+    fn ms_per_poll(&self, f: impl Fn(&Sample) -> Duration) -> f64 {
+        let polls = (self.last.polls_ok + self.last.polls_failed)
+            .saturating_sub(self.steady_from.polls_ok + self.steady_from.polls_failed);
+        (f(&self.last) - f(&self.steady_from)).as_secs_f64() * 1000.0 / polls.max(1) as f64
     }
 
     fn samples_per_s(&self) -> f64 {
@@ -237,7 +250,16 @@ impl Probe<'_> {
     }
 }
 
+/// The machine's 1-minute load average.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|l| l.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
 fn run(rt: &tokio::runtime::Runtime, spec: RunSpec) -> RunResult {
+    let load_start = load_average();
     let dir = tempfile::Builder::new().prefix("nw-bench-scale-").tempdir().expect("tempdir");
     let (config_dir, log) = (dir.path(), dir.path().join("netwarden.log"));
     let db = pg::fresh_db();
@@ -287,6 +309,7 @@ fn run(rt: &tokio::runtime::Runtime, spec: RunSpec) -> RunResult {
         hwm_mib,
         steady_rss_mib: rss.get(rss.len() / 2).copied().unwrap_or(0) as f64 / 1024.0,
         lag_p99_max: lags.into_iter().reduce(f64::max),
+        load: (load_start, load_average()),
     }
 }
 
@@ -294,13 +317,14 @@ fn print_table(results: &[RunResult]) {
     println!(
         "| devices × 48 ports | interval s | run s | netwarden CPU cores (steady / whole run) | PostgreSQL cores | \
          simulator cores | RSS MiB steady / peak | poll lag p99 s | polls ok | failed | skipped (overruns) | \
-         samples/s | dropped | DB MB per device per day | import s | start s |"
+         samples/s | dropped | DB MB per device per day | import s | start s | CPU ms per poll: netwarden / PostgreSQL / \
+         simulator | load avg start → end |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in results {
         let steady = &r.steady_from;
         println!(
-            "| {} | {} | {:.0} | {:.3} / {:.3} | {:.3} | {:.3} | {:.0} / {:.0} | {} | {} | {} | {} | {:.0} | {} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {:.0} | {:.3} / {:.3} | {:.3} | {:.3} | {:.0} / {:.0} | {} | {} | {} | {} | {:.0} | {} | {} | {:.1} | {:.1} | {:.2} / {:.2} / {:.2} | {:.1} → {:.1} |",
             r.spec.devices,
             r.spec.interval.as_secs(),
             r.last.at.as_secs_f64(),
@@ -319,6 +343,11 @@ fn print_table(results: &[RunResult]) {
             r.db_bytes_per_device_day().map_or("—".into(), |b| format!("{:.2}", b / 1e6)),
             r.import_s,
             r.startup_s,
+            r.ms_per_poll(|s| s.netwarden_cpu),
+            r.ms_per_poll(|s| s.pg_cpu),
+            r.ms_per_poll(|s| s.sim_cpu),
+            r.load.0,
+            r.load.1,
         );
     }
 }
@@ -333,12 +362,14 @@ fn summary(r: &RunResult) -> Summary {
             r.last.at.as_secs_f64()
         ),
         ours: format!(
-            "{:.3} cores, lag p99 {} s, {} missed, {:.0} samples/s, {:.0} MiB peak",
+            "{:.3} cores, lag p99 {} s, {} missed, {:.0} samples/s, {:.0} MiB peak, load {:.1} → {:.1}",
             r.cores(|s| s.netwarden_cpu, &r.steady_from),
             r.lag_p99_max.map_or("—".into(), |l| format!("{l:.3}")),
             r.missed(),
             r.samples_per_s(),
-            r.hwm_mib
+            r.hwm_mib,
+            r.load.0,
+            r.load.1
         ),
         goal: format!("0 missed, 0 dropped, lag p99 <= {LAG_GOAL_S} s"),
         met: r.passed(),

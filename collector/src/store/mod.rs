@@ -1,5 +1,6 @@
-//! The collector's tables: device and interface state (updated in place) and the sample tables
-//! (append-only, written with binary COPY by [`SampleWriter`]).
+//! The collector's tables: device and interface state (updated in place, in batches across
+//! devices by [`StateWriter`]) and the sample tables (append-only, written with binary COPY by
+//! [`SampleWriter`]).
 
 pub mod lease;
 pub mod query;
@@ -9,7 +10,7 @@ pub mod topology;
 pub mod trap;
 mod writer;
 
-pub use state::{interface_ids, record_poll_failure, record_poll_success, record_skipped};
+pub use state::{StateHandle, StateOutcome, StateUpdate, StateWriter, StateWriterOptions};
 pub use writer::{
     IF_TYPES, IfSampleRow, POLL_TYPES, PollSampleRow, SampleWriter, WriterHandle, WriterOptions, WriterStats,
     if_row_values, poll_row_values,
