@@ -8,7 +8,8 @@
 //!   the previous poll (`CounterState::update`), `scheduler::sample_rows`, then both sample tables'
 //!   rows encoded in PostgreSQL's binary COPY format with the writer's own column values and types
 //!   (`store::if_row_values`, `IF_TYPES`), into memory: no database round trip, and not the
-//!   per-poll state updates (`interface_ids`, `record_poll_success`), which are SQL. CPU: getrusage.
+//!   per-poll state updates (`store::state::StateWriter`, batched across devices), which are SQL.
+//!   CPU: getrusage.
 //! - peer: the exporter with a module that walks the same 31 columns and GETs the same 4 system
 //!   scalars, max-repetitions 25 like ours, ifIndex labels with ifAlias/ifDescr/ifName lookups as
 //!   the upstream `if_mib` module has (Debian ships no generated snmp.yml, and no MIBs to generate
