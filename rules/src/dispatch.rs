@@ -413,27 +413,54 @@ impl Dispatcher {
                 g.next_flush = None;
                 if !firing.is_empty() || !resolved.is_empty() {
                     let kind = if firing.is_empty() { NotificationKind::Resolved } else { NotificationKind::Firing };
+                    // Receivers the group already escalated to own it now: alerts joining the group
+                    // (firing, not yet paged, unacknowledged) reach them too, at their step's level.
+                    let joined: Vec<AlertSnapshot> = paging
+                        .iter()
+                        .filter(|a| !a.notified_firing && !a.acknowledged)
+                        .map(|a| a.alert.clone())
+                        .collect();
+                    let engaged: Vec<(String, u32)> = match route.escalation {
+                        Some(ei) if !joined.is_empty() => self.tree.escalations[ei].steps[..g.escalation_level]
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (_, r))| (r.clone(), i as u32 + 1))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                     let mut receivers: BTreeSet<String> = [g.receiver.clone()].into();
                     if !resolved.is_empty() {
                         receivers.extend(g.notified.iter().cloned());
                     }
+                    receivers.extend(engaged.iter().map(|(r, _)| r.clone()));
                     for receiver in receivers {
-                        // Escalation receivers hear about resolves, not about the route's repeats.
+                        // Escalation receivers hear about resolves and alerts joining the group, not
+                        // about the route's repeats.
+                        let level = engaged.iter().find(|(r, _)| *r == receiver).map(|(_, l)| *l);
                         let alerts: Vec<AlertSnapshot> = if receiver == g.receiver {
                             firing.iter().chain(&resolved).cloned().collect()
                         } else {
-                            resolved.clone()
+                            let told = g.notified.contains(&receiver);
+                            let new = if level.is_some() { joined.as_slice() } else { &[] };
+                            new.iter().chain(if told { resolved.as_slice() } else { &[] }).cloned().collect()
                         };
                         if alerts.is_empty() {
                             continue;
                         }
-                        let kind = if receiver == g.receiver { kind } else { NotificationKind::Resolved };
+                        let escalation_level = if receiver == g.receiver { 0 } else { level.unwrap_or(0) };
+                        let kind = if receiver == g.receiver {
+                            kind
+                        } else if level.is_some() {
+                            NotificationKind::Firing
+                        } else {
+                            NotificationKind::Resolved
+                        };
                         out.push(Notification {
                             receiver,
                             group_key: key.clone(),
                             group_labels: g.labels.clone(),
                             kind,
-                            escalation_level: 0,
+                            escalation_level,
                             alerts,
                             external_url: self.external_url.clone(),
                             created_at: now,
@@ -690,6 +717,29 @@ escalations:
             n,
             [("oncall2".into(), NotificationKind::Resolved, 1), ("pager".into(), NotificationKind::Resolved, 1)]
         );
+    }
+
+    #[test]
+    fn an_alert_joining_an_escalated_group_reaches_the_receivers_it_escalated_to() {
+        let mut d = Dispatcher::new(tree(TREE), "http://nw");
+        d.update(up(alert("BgpSessionDown", "leaf1", "major", AlertState::Firing)), time(0));
+        d.tick(time(10 * S));
+        assert_eq!(sent(&d.tick(time(610 * S))), [("oncall2".into(), NotificationKind::Firing, 1)]);
+        // A second alert of the same group (device leaf1) while the first is still unacknowledged:
+        // the route's receiver gets the group, oncall2 (who owns it now) the new alert.
+        let b = alert("OspfNeighborDown", "leaf1", "major", AlertState::Firing);
+        d.update(up(b.clone()), time(700 * S));
+        let n = d.tick(time(760 * S));
+        assert_eq!(
+            sent(&n),
+            [("oncall2".into(), NotificationKind::Firing, 1), ("pager".into(), NotificationKind::Firing, 2)]
+        );
+        assert_eq!(n[0].escalation_level, 1);
+        assert_eq!(n[0].alerts[0].rule, "OspfNeighborDown");
+        // Its resolve reaches both as well.
+        d.update(up(AlertSnapshot { state: AlertState::Resolved, ..b }), time(800 * S));
+        let n = sent(&d.tick(time(900 * S)));
+        assert!(n.contains(&("oncall2".into(), NotificationKind::Resolved, 1)), "{n:?}");
     }
 
     #[test]
