@@ -328,15 +328,11 @@ pub fn load(paths: &[String]) -> Result<Vec<Intent>, Vec<IntentError>> {
     let mut intents: Vec<Intent> = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
-        let (name, text) = if p == "builtin" {
-            ("builtin".to_string(), BUILTIN.to_string())
-        } else {
-            match std::fs::read_to_string(p) {
-                Ok(t) => (p.clone(), t),
-                Err(e) => {
-                    errors.push(IntentError { file: p.clone(), line: 0, message: format!("cannot read: {e}") });
-                    continue;
-                }
+        let (name, text) = match crate::rule::file::read_source(p, BUILTIN) {
+            Ok(source) => source,
+            Err(message) => {
+                errors.push(IntentError { file: p.clone(), line: 0, message });
+                continue;
             }
         };
         let (list, errs) = parse_intents(&name, &text);

@@ -325,21 +325,25 @@ pub fn parse_rules(file: &str, text: &str) -> (Vec<Rule>, Vec<RuleError>) {
 /// The rule pack that ships with netwarden.
 pub const BUILTIN: &str = include_str!("../../builtin/rules.yaml");
 
+/// The name and text of a rule or intent file: `builtin` is the shipped text, anything else a path.
+pub(crate) fn read_source(path: &str, builtin: &str) -> Result<(String, String), String> {
+    if path == "builtin" {
+        return Ok(("builtin".to_string(), builtin.to_string()));
+    }
+    std::fs::read_to_string(path).map(|t| (path.to_string(), t)).map_err(|e| format!("cannot read: {e}"))
+}
+
 /// Loads rule files; `builtin` names the shipped pack. All errors of all files are returned.
 pub fn load(paths: &[String]) -> Result<Vec<Rule>, Vec<RuleError>> {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for p in paths {
-        let (name, text) = if p == "builtin" {
-            ("builtin".to_string(), BUILTIN.to_string())
-        } else {
-            match std::fs::read_to_string(p) {
-                Ok(t) => (p.clone(), t),
-                Err(e) => {
-                    errors.push(RuleError { file: p.clone(), line: 0, message: format!("cannot read: {e}") });
-                    continue;
-                }
+        let (name, text) = match read_source(p, BUILTIN) {
+            Ok(source) => source,
+            Err(message) => {
+                errors.push(RuleError { file: p.clone(), line: 0, message });
+                continue;
             }
         };
         let (rs, es) = parse_rules(&name, &text);
