@@ -73,6 +73,23 @@ struct Shared {
     hooks: SchedulerHooks,
 }
 
+impl Shared {
+    /// Tells the alert service what a poll found (never waits) and queues its state for the state
+    /// writer (waits only while that queue is full).
+    async fn report(
+        &self,
+        d: &ScheduledDevice,
+        at: chrono::DateTime<chrono::Utc>,
+        outcome: Outcome,
+        state: StateOutcome,
+        poll_rows: Vec<PollSampleRow>,
+    ) {
+        self.hooks.observe(Observation { device_id: d.id, device: d.device.name.clone(), at, outcome });
+        let update = StateUpdate { device_id: d.id, device: d.device.name.clone(), at, outcome: state, poll_rows };
+        self.state.send(update).await;
+    }
+}
+
 /// Runs until `cancel`; follows the device list published on `devices` (add, change, remove).
 pub async fn run(
     pool: Pool,
@@ -203,21 +220,14 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     error: poll_notes(&poll),
                 };
                 let (poll, rates) = (Arc::new(poll), Arc::new(rates));
-                shared.hooks.observe(Observation {
-                    device_id: d.id,
-                    device: d.device.name.clone(),
-                    at,
-                    outcome: Outcome::Polled { poll: poll.clone(), rates: rates.clone() },
-                });
                 shared
-                    .state
-                    .send(StateUpdate {
-                        device_id: d.id,
-                        device: d.device.name.clone(),
+                    .report(
+                        &d,
                         at,
-                        outcome: StateOutcome::Polled { poll, rates },
-                        poll_rows: vec![poll_row],
-                    })
+                        Outcome::Polled { poll: poll.clone(), rates: rates.clone() },
+                        StateOutcome::Polled { poll, rates },
+                        vec![poll_row],
+                    )
                     .await;
             }
             Err(e) => {
@@ -236,26 +246,19 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                     error_kind: Some(e.kind().to_string()),
                     error: Some(e.to_string()),
                 };
-                shared.hooks.observe(Observation {
-                    device_id: d.id,
-                    device: d.device.name.clone(),
-                    at,
-                    outcome: Outcome::Failed {
-                        kind: e.kind().to_string(),
-                        error: e.to_string(),
-                        consecutive_failures: failures,
-                        down: failures as i64 >= i64::from(shared.opts.down_after_failures),
-                    },
-                });
                 shared
-                    .state
-                    .send(StateUpdate {
-                        device_id: d.id,
-                        device: d.device.name.clone(),
+                    .report(
+                        &d,
                         at,
-                        outcome: StateOutcome::Failed { kind: e.kind(), error: e.to_string() },
-                        poll_rows: vec![row],
-                    })
+                        Outcome::Failed {
+                            kind: e.kind().to_string(),
+                            error: e.to_string(),
+                            consecutive_failures: failures,
+                            down: failures as i64 >= i64::from(shared.opts.down_after_failures),
+                        },
+                        StateOutcome::Failed { kind: e.kind(), error: e.to_string() },
+                        vec![row],
+                    )
                     .await;
                 // Back off: 1, 2, 4 ... intervals between attempts, capped.
                 let factor = 1u32 << (failures - 1).min(16);
@@ -282,22 +285,7 @@ async fn device_loop(shared: Arc<Shared>, d: ScheduledDevice, cancel: Cancellati
                 })
                 .collect();
             let now = Utc::now();
-            shared.hooks.observe(Observation {
-                device_id: d.id,
-                device: d.device.name.clone(),
-                at: now,
-                outcome: Outcome::Overrun { skipped },
-            });
-            shared
-                .state
-                .send(StateUpdate {
-                    device_id: d.id,
-                    device: d.device.name.clone(),
-                    at: now,
-                    outcome: StateOutcome::Skipped { count: skipped },
-                    poll_rows: rows,
-                })
-                .await;
+            shared.report(&d, now, Outcome::Overrun { skipped }, StateOutcome::Skipped { count: skipped }, rows).await;
         }
     }
 }

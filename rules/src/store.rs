@@ -188,6 +188,43 @@ struct AckColumns {
     at: Vec<DateTime<Utc>>,
 }
 
+impl AlertColumns<'_> {
+    /// In the order of the upsert's columns (`sql::ALERT_UPSERT` `$1`–`$13`, `sql::STEP` `$2`–`$14`).
+    fn params(&self) -> Vec<Param<'_>> {
+        vec![
+            &self.fingerprint,
+            &self.rule,
+            &self.severity,
+            &self.state,
+            &self.labels,
+            &self.annotations,
+            &self.device_id,
+            &self.series_kind,
+            &self.series_item,
+            &self.active_since,
+            &self.firing_since,
+            &self.flapping,
+            &self.updated_at,
+        ]
+    }
+}
+
+impl EventColumns<'_> {
+    /// In the order of the event insert's columns (`sql::EVENT_INSERT` `$1`–`$8`, `sql::STEP` `$15`–`$22`).
+    fn params(&self) -> Vec<Param<'_>> {
+        vec![
+            &self.at,
+            &self.fingerprint,
+            &self.rule,
+            &self.change,
+            &self.state,
+            &self.severity,
+            &self.labels,
+            &self.annotations,
+        ]
+    }
+}
+
 impl AckColumns {
     fn push(&mut self, a: &AckChange<'_>) {
         self.fingerprint.push(a.fingerprint.to_string());
@@ -292,31 +329,9 @@ impl<'a> StepRows<'a> {
 
     /// The parameters of [`sql::STEP`] `$1`–`$22` and `$30`–`$32` (the outbox's `$23`–`$29` go between).
     fn step_params<'p>(&'p self, outbox: &'p crate::outbox::InsertBatch<'_>) -> Vec<Param<'p>> {
-        let (a, e) = (&self.alerts, &self.events);
-        let mut p: Vec<Param<'p>> = vec![
-            &self.deleted,
-            &a.fingerprint,
-            &a.rule,
-            &a.severity,
-            &a.state,
-            &a.labels,
-            &a.annotations,
-            &a.device_id,
-            &a.series_kind,
-            &a.series_item,
-            &a.active_since,
-            &a.firing_since,
-            &a.flapping,
-            &a.updated_at,
-            &e.at,
-            &e.fingerprint,
-            &e.rule,
-            &e.change,
-            &e.state,
-            &e.severity,
-            &e.labels,
-            &e.annotations,
-        ];
+        let mut p: Vec<Param<'p>> = vec![&self.deleted];
+        p.extend(self.alerts.params());
+        p.extend(self.events.params());
         p.extend(outbox.params());
         p.extend::<[Param<'p>; 3]>([&self.groups.0, &self.groups.1, &self.groups_deleted]);
         p
@@ -328,33 +343,11 @@ impl<'a> StepRows<'a> {
         if !self.deleted.is_empty() {
             out.push((sql::ALERT_DELETE, vec![&self.deleted]));
         }
-        let a = &self.alerts;
-        if !a.fingerprint.is_empty() {
-            out.push((
-                sql::ALERT_UPSERT,
-                vec![
-                    &a.fingerprint,
-                    &a.rule,
-                    &a.severity,
-                    &a.state,
-                    &a.labels,
-                    &a.annotations,
-                    &a.device_id,
-                    &a.series_kind,
-                    &a.series_item,
-                    &a.active_since,
-                    &a.firing_since,
-                    &a.flapping,
-                    &a.updated_at,
-                ],
-            ));
+        if !self.alerts.fingerprint.is_empty() {
+            out.push((sql::ALERT_UPSERT, self.alerts.params()));
         }
-        let e = &self.events;
-        if !e.at.is_empty() {
-            out.push((
-                sql::EVENT_INSERT,
-                vec![&e.at, &e.fingerprint, &e.rule, &e.change, &e.state, &e.severity, &e.labels, &e.annotations],
-            ));
+        if !self.events.at.is_empty() {
+            out.push((sql::EVENT_INSERT, self.events.params()));
         }
         if !self.acks.fingerprint.is_empty() {
             out.push((sql::ACK_UPDATE, self.acks_last.params()));

@@ -20,11 +20,11 @@ use chrono::{DateTime, Utc};
 use collector::observe::{Observation, Outcome};
 use rhai::{Dynamic, ImmutableString};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// The verdict of one intent on one device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
@@ -51,7 +51,7 @@ impl Verdict {
 pub struct CheckOutcome {
     /// The check as written (`bgp_established`, `lldp_neighbors role=spine`, `expr`).
     pub check: String,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub observed: String,
     pub expected: String,
     /// Which items are missing or wrong (absent spines, down interfaces), or why unknown.
@@ -247,7 +247,8 @@ impl IntentEngine {
     }
 
     fn evaluate_device(&mut self, meta: &DeviceMeta, at: DateTime<Utc>) -> Evaluated {
-        let facts = self.facts.get(&meta.id).cloned().unwrap_or_default();
+        let none = DeviceFacts::default();
+        let facts = self.facts.get(&meta.id).unwrap_or(&none);
         let mut out = Evaluated { device_id: meta.id, ..Default::default() };
         let intents = self.intents.clone();
         for (i, intent) in intents.iter().enumerate() {
@@ -258,17 +259,17 @@ impl IntentEngine {
                 continue;
             }
             let checks: Vec<CheckOutcome> =
-                intent.checks.iter().map(|c| evaluate_check(c, meta, &facts, &self.directory, &self.rhai)).collect();
-            let verdict = if checks.iter().any(|c| c.verdict == "fail") {
+                intent.checks.iter().map(|c| evaluate_check(c, meta, facts, &self.directory, &self.rhai)).collect();
+            let verdict = if checks.iter().any(|c| c.verdict == Verdict::Fail) {
                 Verdict::Fail
-            } else if checks.iter().any(|c| c.verdict == "unknown") {
+            } else if checks.iter().any(|c| c.verdict == Verdict::Unknown) {
                 Verdict::Unknown
             } else {
                 Verdict::Pass
             };
             let message = checks
                 .iter()
-                .filter(|c| c.verdict != "pass" && (verdict == Verdict::Unknown || c.verdict == "fail"))
+                .filter(|c| c.verdict != Verdict::Pass && (verdict == Verdict::Unknown || c.verdict == Verdict::Fail))
                 .map(describe)
                 .collect::<Vec<_>>()
                 .join("; ");
@@ -319,7 +320,7 @@ fn text(s: &str) -> Dynamic {
 fn reading(meta: &DeviceMeta, intent: &Intent, r: &IntentResult) -> Reading {
     let mut labels = meta.labels();
     labels.insert("intent".into(), intent.name.clone());
-    let failed = r.checks.iter().filter(|c| c.verdict == "fail").count() as i64;
+    let failed = r.checks.iter().filter(|c| c.verdict == Verdict::Fail).count() as i64;
     Reading {
         key: SeriesKey { kind: SourceKind::Intent, device_id: meta.id, item: Arc::from(intent.name.as_str()) },
         labels,
@@ -334,13 +335,13 @@ fn reading(meta: &DeviceMeta, intent: &Intent, r: &IntentResult) -> Reading {
 }
 
 fn outcome(check: String, pass: bool, observed: String, expected: String, detail: String) -> CheckOutcome {
-    CheckOutcome { check, verdict: if pass { "pass" } else { "fail" }.into(), observed, expected, detail }
+    CheckOutcome { check, verdict: if pass { Verdict::Pass } else { Verdict::Fail }, observed, expected, detail }
 }
 
 fn unknown(check: String, why: &str) -> CheckOutcome {
     CheckOutcome {
         check,
-        verdict: "unknown".into(),
+        verdict: Verdict::Unknown,
         observed: "unknown".into(),
         expected: String::new(),
         detail: why.into(),
@@ -348,11 +349,10 @@ fn unknown(check: String, why: &str) -> CheckOutcome {
 }
 
 /// The values an `expr` check sees, by name (see [`file::EXPR_FACTS`]); `None` when not polled yet.
-fn fact_values(meta: &DeviceMeta, facts: &DeviceFacts) -> Vec<(&'static str, Option<i64>)> {
+fn fact_values(facts: &DeviceFacts) -> Vec<(&'static str, Option<i64>)> {
     let ifs = facts.interfaces.as_ref();
     let r = facts.routing.as_ref();
     let count = |v: Option<usize>| v.map(|n| n as i64);
-    let _ = meta;
     vec![
         ("interfaces", count(ifs.map(Vec::len))),
         ("interfaces_up", count(ifs.map(|v| v.iter().filter(|(_, _, o)| *o).count()))),
@@ -462,7 +462,7 @@ fn evaluate_check(
             outcome(name, pass, n.to_string(), expected, detail)
         }
         Check::Expr { source, ast } => {
-            let values = fact_values(meta, facts);
+            let values = fact_values(facts);
             let missing: Vec<&str> =
                 values.iter().filter(|(k, v)| v.is_none() && mentions(source, k)).map(|(k, _)| *k).collect();
             if !missing.is_empty() {
@@ -495,15 +495,6 @@ fn mentions(source: &str, name: &str) -> bool {
         let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
         !source[..i].chars().next_back().is_some_and(word) && !source[i + name.len()..].chars().next().is_some_and(word)
     })
-}
-
-/// Results per intent: how many devices pass, fail, or are unknown.
-pub fn summarize(results: &[IntentResult]) -> BTreeMap<String, BTreeMap<&'static str, usize>> {
-    let mut out: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
-    for r in results {
-        *out.entry(r.intent.clone()).or_default().entry(r.verdict.as_str()).or_default() += 1;
-    }
-    out
 }
 
 #[cfg(test)]
