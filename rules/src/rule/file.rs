@@ -124,7 +124,7 @@ const RESERVED_LABELS: [&str; 2] = ["alertname", "severity"];
 
 /// The entries of a YAML document whose one top-level key is the list `key` (`rules:`,
 /// `intents:`), and every problem with its line. An empty document has no entries.
-pub(crate) fn top_level_list(text: &str, key: &str) -> (Vec<Node>, Vec<(u64, String)>) {
+pub fn top_level_list(text: &str, key: &str) -> (Vec<Node>, Vec<(u64, String)>) {
     let mut problems = Vec::new();
     let root = match node::parse(text) {
         Ok(r) => r,
@@ -154,7 +154,7 @@ pub(crate) fn top_level_list(text: &str, key: &str) -> (Vec<Node>, Vec<(u64, Str
 
 /// Reads one list entry into `T`: its label for messages (`rule "X"`, or `rule #3` without a
 /// name), the value when it deserialized, and every problem with its line.
-pub(crate) fn read_entry<T: serde::de::DeserializeOwned>(
+pub fn read_entry<T: serde::de::DeserializeOwned>(
     entry: &Node,
     index: usize,
     noun: &str,
@@ -326,7 +326,7 @@ pub fn parse_rules(file: &str, text: &str) -> (Vec<Rule>, Vec<RuleError>) {
 pub const BUILTIN: &str = include_str!("../../builtin/rules.yaml");
 
 /// The name and text of a rule or intent file: `builtin` is the shipped text, anything else a path.
-pub(crate) fn read_source(path: &str, builtin: &str) -> Result<(String, String), String> {
+pub fn read_source(path: &str, builtin: &str) -> Result<(String, String), String> {
     if path == "builtin" {
         return Ok(("builtin".to_string(), builtin.to_string()));
     }
