@@ -22,6 +22,47 @@ pub struct Config {
     pub traps: TrapsConfig,
     pub alerting: AlertingConfig,
     pub cluster: ClusterConfig,
+    pub remediation: RemediationConfig,
+}
+
+/// Remediation: playbooks turn failing intents into proposed fixes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemediationConfig {
+    /// Propose fixes (off: no planner runs; the tables stay as they are).
+    pub enabled: bool,
+    /// Playbook files; `builtin` names the shipped ones.
+    pub playbooks: Vec<String>,
+    /// How often the planner looks at the failing intents.
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    /// Proposals of this risk or lower need no approval (`low`, `medium`, `high`); empty: every
+    /// proposal needs one.
+    pub auto_apply_up_to: String,
+}
+
+impl Default for RemediationConfig {
+    fn default() -> Self {
+        RemediationConfig {
+            enabled: true,
+            playbooks: vec!["builtin".to_string()],
+            interval: Duration::from_secs(5),
+            auto_apply_up_to: String::new(),
+        }
+    }
+}
+
+impl RemediationConfig {
+    pub fn policy(&self) -> Result<remediation::Policy> {
+        let auto_apply_up_to =
+            match self.auto_apply_up_to.as_str() {
+                "" | "none" => None,
+                s => Some(remediation::Risk::parse(s).with_context(|| {
+                    format!("[remediation] auto_apply_up_to: {s:?} is not low, medium, high or empty")
+                })?),
+            };
+        Ok(remediation::Policy { auto_apply_up_to })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +232,7 @@ impl Default for Config {
             traps: TrapsConfig::default(),
             alerting: AlertingConfig::default(),
             cluster: ClusterConfig::default(),
+            remediation: RemediationConfig::default(),
         }
     }
 }
@@ -254,6 +296,7 @@ fn is_setting(var: &str) -> bool {
             "traps__",
             "alerting__",
             "cluster__",
+            "remediation__",
         ]
         .iter()
         .any(|p| rest.starts_with(p))

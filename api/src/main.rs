@@ -160,6 +160,13 @@ enum RulesCommand {
         #[arg(required = true)]
         files: Vec<String>,
     },
+    /// Compile remediation playbook files (conditions and templates, which are rendered once with
+    /// every field) and report every error with its file and line (`builtin` names the shipped
+    /// playbooks). Exits 1 when any file has an error.
+    CheckPlaybooks {
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
     /// Run rule unit tests (input series at times, expected alerts at times). Exits 1 on failure.
     Test {
         #[arg(required = true)]
@@ -204,6 +211,13 @@ fn rules_command(cmd: RulesCommand) -> std::process::ExitCode {
         RulesCommand::CheckIntents { files } => match rules::intent::load(&files) {
             Ok(intents) => {
                 println!("ok: {} intent(s) in {} file(s)", intents.len(), files.len());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => report_errors(&errors),
+        },
+        RulesCommand::CheckPlaybooks { files } => match remediation::load(&files) {
+            Ok(playbooks) => {
+                println!("ok: {} playbook(s) in {} file(s)", playbooks.list.len(), files.len());
                 ExitCode::SUCCESS
             }
             Err(errors) => report_errors(&errors),

@@ -153,6 +153,16 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
+    // Playbooks are checked before anything starts, so a mistake in one stops the start naming it.
+    let playbooks = if cfg.remediation.enabled {
+        let loaded = remediation::load(&cfg.remediation.playbooks).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("remediation playbooks:\n  {}", lines.join("\n  "))
+        })?;
+        Some((Arc::new(loaded), cfg.remediation.policy()?))
+    } else {
+        None
+    };
     let db = Database::open(&cfg).await?;
     let report = db.migrate(&cfg).await?;
     let secrets = Arc::new(load_secrets(&cfg, db.is_embedded())?);
@@ -294,6 +304,10 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
     // service follows every device of the inventory; in a cluster only the leased ones are observed here.
     let (observations, observed) = tokio::sync::mpsc::channel(8192);
     let alerting = start_alerting(&cfg, &db.pool, observed, dev_rx.clone(), topology.clone()).await?;
+    let planner = playbooks.as_ref().map(|(playbooks, policy)| {
+        let opts = remediation::planner::Options { interval: cfg.remediation.interval, policy: *policy };
+        remediation::planner::spawn(db.pool.clone(), playbooks.clone(), opts, cancel.clone())
+    });
     // In a cluster the scheduler follows only the devices whose lease this instance holds.
     let (dev_rx, cluster) = collector::cluster::spawn(db.pool.clone(), cluster_opts.clone(), dev_rx, cancel.clone());
     let sched = tokio::spawn(scheduler::run(
@@ -336,6 +350,17 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
     }
     println!("  alerts     http://{addr}/api/v1/alerts   ({})", alerting.summary);
     println!("  intents    http://{addr}/api/v1/intents   ({} intent(s) checked on every poll)", alerting.intents);
+    match &playbooks {
+        Some((p, policy)) => println!(
+            "  remediation http://{addr}/api/v1/remediations   ({} playbook(s); {})",
+            p.list.len(),
+            match policy.auto_apply_up_to {
+                None => "every proposal needs an approval".to_string(),
+                Some(r) => format!("up to risk {} without approval", r.as_str()),
+            }
+        ),
+        None => println!("  remediation off"),
+    }
     if let Some(f) = &demo_fabric {
         println!(
             "  demo       a simulated fabric ({}: {} devices answering SNMP and SSH on 127.0.1.1 upwards, sending traps)",
@@ -366,6 +391,9 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
     let _ = sched.await;
     tracing::info!("recording the last alert changes");
     alerting.stop().await;
+    if let Some(planner) = planner {
+        let _ = planner.await;
+    }
     if let Some(cluster) = cluster {
         let _ = cluster.await;
     }

@@ -134,10 +134,7 @@ pub fn plan(
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(e) => {
-                        errors.push(format!(
-                            "playbook {:?} on {} {target}: where {src:?}: {e}",
-                            p.name, v.device.name
-                        ));
+                        errors.push(format!("playbook {:?} on {} {target}: where {src:?}: {e}", p.name, v.device.name));
                         continue;
                     }
                 }
@@ -249,6 +246,7 @@ mod tests {
             ("lost_neighbor", lost),
             ("lost_port", if lost.is_empty() { "" } else { "eth1" }),
             ("lost_at", if lost.is_empty() { "" } else { "2026-11-22T16:00:00Z" }),
+            ("far_admin", if lost.is_empty() { "" } else { "up" }),
         ])
     }
 
@@ -270,7 +268,9 @@ mod tests {
         assert_eq!(p.title, "Re-enable BGP neighbor 10.1.0.2 (AS 65000) on leaf001");
         assert_eq!(p.commands, ["configure terminal", "router bgp 65101", "no neighbor 10.1.0.2 shutdown", "end"]);
         assert_eq!(p.rollback, ["configure terminal", "router bgp 65101", "neighbor 10.1.0.2 shutdown", "end"]);
-        assert!(p.diagnosis.contains("administratively shut down: state idle since 2026-11-22T16:00:00Z, last error 6/2"));
+        assert!(
+            p.diagnosis.contains("administratively shut down: state idle since 2026-11-22T16:00:00Z, last error 6/2")
+        );
         assert_eq!((p.risk, p.approval_required, p.verify_within_s), (Risk::Medium, true, 60));
         assert_eq!(p.evidence["bgp_peer"]["peer"], "10.1.0.2");
         assert_eq!(p.evidence["failing_checks"][0]["check"], "bgp_established");
@@ -287,6 +287,12 @@ mod tests {
                 // Never cabled (no LLDP neighbour ever): not a fabric link, left alone.
                 port("eth3", "down", "down", ""),
                 port("eth4", "up", "down", ""),
+                // The far end shut its port: the fix is there, not a bounce here.
+                {
+                    let mut p = port("eth5", "up", "down", "spine3");
+                    p.insert("far_admin", "down".into());
+                    p
+                },
             ],
         };
         let v = violation(vec![check("lldp_neighbors role=spine", Verdict::Fail)]);
@@ -296,7 +302,10 @@ mod tests {
             proposals.iter().map(|p| (p.playbook.as_str(), p.target.as_str(), p.risk)).collect();
         assert_eq!(
             got,
-            [("interface-admin-down", "interface eth1", Risk::Medium), ("link-down-bounce", "interface eth2", Risk::Low)]
+            [
+                ("interface-admin-down", "interface eth1", Risk::Medium),
+                ("link-down-bounce", "interface eth2", Risk::Low)
+            ]
         );
         assert_eq!(proposals[0].commands, ["configure terminal", "interface eth1", "no shutdown", "end"]);
         assert_eq!(proposals[1].commands, ["configure terminal", "interface eth2", "shutdown", "no shutdown", "end"]);

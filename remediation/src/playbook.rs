@@ -79,6 +79,7 @@ impl ItemKind {
                 "lost_neighbor",
                 "lost_port",
                 "lost_at",
+                "far_admin",
             ],
             ItemKind::Device => &["name", "role", "site", "vendor", "platform"],
         }
@@ -462,7 +463,9 @@ mod tests {
     #[test]
     fn unknown_keys_and_duplicates_are_errors() {
         let one = "  - name: a\n    for_each: device\n    risk: low\n    title: t\n    commands: c\n    rollback: r\n    verify: {within: 1m}\n";
-        let text = format!("playbooks:\n{one}{one}  - name: b\n    for_each: device\n    risk: low\n    title: t\n    commands: c\n    rollback: r\n    verify: {{within: 1m}}\n    auto: yes\n");
+        let text = format!(
+            "playbooks:\n{one}{one}  - name: b\n    for_each: device\n    risk: low\n    title: t\n    commands: c\n    rollback: r\n    verify: {{within: 1m}}\n    auto: yes\n"
+        );
         let (p, errors) = parse_playbooks("f", &text);
         assert_eq!(p.list.len(), 1, "{errors:?}");
         assert!(errors.iter().any(|e| e.line == 9 && e.message.contains("already defined")), "{errors:?}");

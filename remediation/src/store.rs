@@ -80,7 +80,8 @@ pub async fn device_states(db: &impl GenericClient, devices: &[i64]) -> DbResult
                 "SELECT i.device_id, i.name, i.if_index::text, coalesce(i.descr, ''), coalesce(i.alias, ''),
                         coalesce(netwarden_if_status(i.admin_status), ''), coalesce(netwarden_if_status(i.oper_status), ''),
                         coalesce(now_.names, ''), coalesce(lost.sys, ''), coalesce(lost.port, ''),
-                        coalesce(to_char(lost.lost_at AT TIME ZONE 'UTC', '{UTC_TEXT}'), '')
+                        coalesce(to_char(lost.lost_at AT TIME ZONE 'UTC', '{UTC_TEXT}'), ''),
+                        coalesce(netwarden_if_status(far.admin_status), '')
                    FROM interface i
                    LEFT JOIN LATERAL (
                         SELECT string_agg(coalesce(nullif(l.sys_name, ''), l.chassis_id), ', ' ORDER BY l.chassis_id) AS names
@@ -93,6 +94,12 @@ pub async fn device_states(db: &impl GenericClient, devices: &[i64]) -> DbResult
                          WHERE l.device_id = i.device_id AND l.lost_at IS NOT NULL
                            AND (l.local_if_index = i.if_index OR l.local_if_name = i.name)
                          ORDER BY l.lost_at DESC LIMIT 1) lost ON true
+                   -- The far end's port, when the lost neighbour is in the inventory (by name or host part).
+                   LEFT JOIN LATERAL (
+                        SELECT fi.admin_status FROM device fd JOIN interface fi ON fi.device_id = fd.id
+                         WHERE (lower(fd.name) = lower(lost.sys) OR lower(fd.name) = lower(split_part(lost.sys, '.', 1)))
+                           AND fi.name = lost.port
+                         LIMIT 1) far ON true
                   WHERE i.device_id = ANY($1)
                   ORDER BY i.device_id, i.if_index"
             ),
@@ -100,8 +107,19 @@ pub async fn device_states(db: &impl GenericClient, devices: &[i64]) -> DbResult
         )
         .await?;
     for r in &interfaces {
-        let fields =
-            ["name", "if_index", "descr", "alias", "admin", "oper", "neighbor", "lost_neighbor", "lost_port", "lost_at"];
+        let fields = [
+            "name",
+            "if_index",
+            "descr",
+            "alias",
+            "admin",
+            "oper",
+            "neighbor",
+            "lost_neighbor",
+            "lost_port",
+            "lost_at",
+            "far_admin",
+        ];
         let item: Item = fields.iter().enumerate().map(|(i, f)| (*f, r.get::<_, String>(i + 1))).collect();
         out.entry(r.get(0)).or_default().interfaces.push(item);
     }
@@ -345,8 +363,7 @@ pub async fn list(db: &impl GenericClient, f: &Filter) -> DbResult<Vec<StoredPro
 
 /// One proposal and its audit trail, oldest event first.
 pub async fn get(db: &impl GenericClient, id: i64) -> DbResult<Option<(StoredProposal, Vec<Event>)>> {
-    let Some(row) =
-        db.query_opt(&format!("SELECT {COLUMNS} FROM remediation_proposal WHERE id = $1"), &[&id]).await?
+    let Some(row) = db.query_opt(&format!("SELECT {COLUMNS} FROM remediation_proposal WHERE id = $1"), &[&id]).await?
     else {
         return Ok(None);
     };
