@@ -351,7 +351,7 @@ fn hook_fps_any(requests: &[Captured], rule: &str) -> Vec<String> {
 
 /// The README's first command: `netwarden serve --demo` simulates a fabric, and a fault injected
 /// through the control port it prints shows as alerts; its devices' configurations are backed up
-/// over SSH, and a configuration change becomes an alert with the diff.
+/// over SSH, and a configuration change becomes an alert with the diff; the planner proposes fixes for both faults.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_fabric_shows_alerts_for_an_injected_fault() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -370,6 +370,17 @@ async fn the_demo_fabric_shows_alerts_for_an_injected_fault() {
     let control = format!("{}:{}", words[nc + 1], words[nc + 2]);
     let devices = nw.api.get("/api/v1/devices").await;
     assert_eq!(devices.as_array().unwrap().len(), 8, "2 spines and 6 leaves");
+    // A user looks first: the healthy fabric passes every intent (and its links are known).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let results = nw.api.get("/api/v1/intents/results").await;
+        let results = results.as_array().unwrap();
+        if results.len() == 14 && results.iter().all(|r| r["verdict"] == "pass") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the demo fabric never passed: {results:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let stream = tokio::net::TcpStream::connect(&control).await.expect("the demo's control port");
     let (read, mut write) = stream.into_split();
@@ -402,6 +413,24 @@ async fn the_demo_fabric_shows_alerts_for_an_injected_fault() {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "failing intents: {failing:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And the planner proposes a fix: a bounce of the port at each end of the cut cable.
+    assert!(text.lines().any(|l| l.trim_start().starts_with("remediation http://")), "{text}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let open = nw.api.get("/api/v1/remediations?status=open").await;
+        let mut got: Vec<(&str, &str)> = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["device"].as_str().unwrap(), p["playbook"].as_str().unwrap()))
+            .collect();
+        got.sort();
+        if got == [("leaf001", "link-down-bounce"), ("spine1", "link-down-bounce")] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "remediation proposals: {open:#}\n{}", tail(&log, 40));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Each simulated device has its own address, so its linkDown trap is filed under it.
@@ -454,4 +483,15 @@ async fn the_demo_fabric_shows_alerts_for_an_injected_fault() {
     let diff = alerts[0]["annotations"]["diff"].as_str().unwrap();
     assert!(diff.lines().any(|l| l.starts_with('+') && l.contains("shutdown")), "{diff}");
     assert_eq!(alerts[0]["labels"]["device"], "leaf001");
+    // The shutdown is proposed its undoing, on the device that shut the session.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let open = nw.api.get("/api/v1/remediations?status=open&device=leaf001").await;
+        if let Some(p) = open.as_array().unwrap().iter().find(|p| p["playbook"] == "bgp-neighbor-admin-shutdown") {
+            assert!(p["commands"].to_string().contains("no neighbor"), "{p:#}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no BGP proposal: {open:#}\n{}", tail(&log, 40));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
