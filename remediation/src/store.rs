@@ -3,7 +3,7 @@
 //! new proposals and retires the open ones whose violation went away.
 
 use crate::plan::{self, DeviceState, Item, Policy, Proposal, Violation};
-use crate::playbook::Playbooks;
+use crate::playbook::{ItemKind, Playbooks};
 use chrono::{DateTime, Utc};
 use rules::intent::CheckOutcome;
 use rules::source::DeviceMeta;
@@ -54,7 +54,8 @@ pub async fn violations(db: &impl GenericClient) -> DbResult<Vec<Violation>> {
 }
 
 /// The current BGP sessions and interfaces of `devices` (with each port's LLDP neighbour now, and
-/// the one it last lost).
+/// the one it last lost). The columns after the device id are the item's fields in the order
+/// [`ItemKind::fields`] lists them.
 pub async fn device_states(db: &impl GenericClient, devices: &[i64]) -> DbResult<HashMap<i64, DeviceState>> {
     let mut out: HashMap<i64, DeviceState> = HashMap::new();
     let peers = db
@@ -70,7 +71,7 @@ pub async fn device_states(db: &impl GenericClient, devices: &[i64]) -> DbResult
         )
         .await?;
     for r in &peers {
-        let fields = ["peer", "remote_as", "local_as", "local_addr", "admin_status", "state", "last_error", "since"];
+        let fields = ItemKind::BgpPeer.fields();
         let item: Item = fields.iter().enumerate().map(|(i, f)| (*f, r.get::<_, String>(i + 1))).collect();
         out.entry(r.get(0)).or_default().bgp_peers.push(item);
     }
@@ -107,19 +108,7 @@ pub async fn device_states(db: &impl GenericClient, devices: &[i64]) -> DbResult
         )
         .await?;
     for r in &interfaces {
-        let fields = [
-            "name",
-            "if_index",
-            "descr",
-            "alias",
-            "admin",
-            "oper",
-            "neighbor",
-            "lost_neighbor",
-            "lost_port",
-            "lost_at",
-            "far_admin",
-        ];
+        let fields = ItemKind::Interface.fields();
         let item: Item = fields.iter().enumerate().map(|(i, f)| (*f, r.get::<_, String>(i + 1))).collect();
         out.entry(r.get(0)).or_default().interfaces.push(item);
     }
