@@ -172,6 +172,9 @@ struct Target {
 /// `cfg` names (the embedded one when `database.url` is empty).
 pub async fn provision(cfg: &Config, opts: &ProvisionOptions) -> Result<ProvisionReport> {
     check_role_name(&opts.role)?;
+    // Absolute, so the provider's path and the report hold wherever Grafana and the operator are.
+    let out = std::path::absolute(&opts.out).with_context(|| format!("resolving --out {}", opts.out.display()))?;
+    let opts = &ProvisionOptions { out, ..opts.clone() };
     // The embedded server may already run under `netwarden serve`: then use its socket, since a
     // second start on the same data dir is refused.
     if cfg.database.url.trim().is_empty() {
@@ -262,11 +265,7 @@ async fn provision_with(
             disable_deletion: false,
             allow_ui_updates: false,
             update_interval_seconds: 60,
-            options: ProviderOptions {
-                path: std::path::absolute(&dashboards_dir)
-                    .with_context(|| format!("resolving {}", dashboards_dir.display()))?,
-                folders_from_files_structure: false,
-            },
+            options: ProviderOptions { path: dashboards_dir.clone(), folders_from_files_structure: false },
         }],
     };
 
