@@ -8,6 +8,7 @@
 pub mod cli_ssh;
 pub mod config;
 pub mod demo;
+pub mod grafana;
 pub mod http;
 pub mod http_alerts;
 pub mod http_intents;

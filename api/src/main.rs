@@ -45,6 +45,9 @@ enum Command {
     /// independent switches (--devices), or a spine-leaf fabric with BGP, OSPF and LLDP and a
     /// fault-injection control port (--fabric).
     Sim(SimArgs),
+    /// Grafana: write the provisioning (data source, dashboards) and the SELECT-only role it uses.
+    #[command(subcommand)]
+    Grafana(api::grafana::GrafanaCommand),
 }
 
 #[derive(Args)]
@@ -312,6 +315,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::SshTrust(args) => api::cli_ssh::run_trust(&Config::load(cli.config.as_deref())?, args).await,
         Command::Config(cmd) => api::cli_ssh::run_config(&Config::load(cli.config.as_deref())?, cmd).await,
         Command::Rules(cmd) => Ok(rules_command(cmd)),
+        Command::Grafana(cmd) => api::grafana::run(&Config::load(cli.config.as_deref())?, cmd).await,
         Command::Inventory(cmd) => {
             let cfg = Config::load(cli.config.as_deref())?;
             let db = api::runtime::Database::open(&cfg).await?;
