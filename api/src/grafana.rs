@@ -35,7 +35,7 @@ pub const DASHBOARDS: [(&str, &str); 4] = [
 /// their own: PostgreSQL checks the privileges of the table a query names, so partitions created
 /// later are readable through their parent without default privileges. Default privileges would
 /// instead extend SELECT to every future table, secrets included, so none are granted.
-pub const GRANTED_TABLES: [&str; 17] = [
+pub const GRANTED_TABLES: [&str; 18] = [
     "device_state",
     "interface",
     "if_sample",
@@ -51,6 +51,7 @@ pub const GRANTED_TABLES: [&str; 17] = [
     "alert_event",
     "intent_result",
     "intent_event",
+    "remediation_proposal",
     "snmp_trap",
     "topology_snapshot",
 ];

@@ -361,6 +361,10 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
         ),
         None => println!("  remediation off"),
     }
+    println!(
+        "  grafana    netwarden grafana provision --out {}   (data source, 4 dashboards, a read-only role; dashboards/README.md)",
+        cfg.data_dir.join("grafana").display()
+    );
     if let Some(f) = &demo_fabric {
         println!(
             "  demo       a simulated fabric ({}: {} devices answering SNMP and SSH on 127.0.1.1 upwards, sending traps)",
