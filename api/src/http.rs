@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/topology/discovered/{chassis_id}/adopt", axum::routing::post(adopt_discovered))
         .merge(crate::http_alerts::routes())
         .merge(crate::http_intents::routes())
+        .merge(crate::noc::routes())
         .with_state(state)
 }
 

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod http;
 pub mod http_alerts;
 pub mod http_intents;
+pub mod noc;
 pub mod render;
 pub mod runtime;
 pub mod telemetry;
