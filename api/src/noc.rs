@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use collector::inventory::DeviceView;
 use collector::store::query::{self, DeviceState};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rules::alert::Severity;
 use rules::intent::Verdict;
 use rules::store::StoredAlert;
@@ -286,7 +286,7 @@ async fn section(id: &str, title: &str, class: &str, body: impl Future<Output = 
         tracing::warn!(section = id, error = %e, "NOC page section failed");
     }
     html! {
-        section id=(id) class=(class) {
+        section id=(id) class=[(!class.is_empty()).then_some(class)] {
             h2 { (title) }
             @match body {
                 Ok(m) => (m),
@@ -380,9 +380,12 @@ const API_LINKS: [(&str, &str); 12] = [
     ("/health", "health"),
 ];
 
+/// Everything but RFC 3986's unreserved characters: safe in a path segment and a query value.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// Percent-encodes a value for a URL path segment or query value.
 fn enc(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 /// "42s", "5m 3s", "3h 12m", "2d 4h": how long ago, coarse enough to read across a room.
@@ -421,7 +424,7 @@ fn more(shown: usize, total: usize, href: &str) -> Markup {
 
 fn tile(id: &str, label: &str, n: impl fmt::Display, class: &str) -> Markup {
     html! {
-        div.tile id=(id) class=(class) { b { (n) } span { (label) } }
+        div id=(id) class=(format!("tile {class}").trim_end()) { b { (n) } span { (label) } }
     }
 }
 
@@ -866,6 +869,7 @@ mod tests {
         assert_eq!(o.site_href(Some("par&1")), "?site=par%261&refresh=30");
         assert_eq!(o.site_href(None), "?refresh=30");
         assert_eq!(opts(&[("site", "  ")]).site, None);
+        assert_eq!(enc("leaf-1.a_b~c/d?e"), "leaf-1.a_b~c%2Fd%3Fe");
     }
 
     #[test]
@@ -886,7 +890,7 @@ mod tests {
         })
         .await
         .into_string();
-        assert!(m.starts_with(r#"<section id="intents" class="">"#), "{m}");
+        assert!(m.starts_with(r#"<section id="intents"><h2>Failing intents</h2>"#), "{m}");
         assert!(m.contains("Failing intents could not be read: "), "{m}");
         assert!(m.contains("relation &quot;intent_result&quot; does not exist &lt;b&gt;"), "{m}");
         assert!(!m.contains("<b>"), "{m}");
