@@ -174,9 +174,10 @@ struct Fleet {
 
 impl Fleet {
     async fn read(db: &deadpool_postgres::Object, site: Option<&str>) -> Result<Fleet, SectionError> {
-        let views = collector::inventory::store::list_views(&***db)
-            .await
-            .map_err(|e| SectionError(format!("reading the inventory: {e}")))?;
+        let views = collector::inventory::store::list_views(&***db).await.map_err(|e| match e {
+            collector::inventory::store::StoreError::Db(e) => SectionError::from(e),
+            other => SectionError(format!("reading the inventory: {other}")),
+        })?;
         let mut states: HashMap<i64, DeviceState> =
             query::device_states(&***db).await?.into_iter().map(|s| (s.device_id, s)).collect();
         Ok(Fleet::new(views, &mut states, site))
