@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::http_alerts::routes())
         .merge(crate::http_intents::routes())
         .merge(crate::http_remediation::routes())
+        .merge(crate::noc::routes())
         .with_state(state)
 }
 

@@ -13,6 +13,7 @@ pub mod http;
 pub mod http_alerts;
 pub mod http_intents;
 pub mod http_remediation;
+pub mod noc;
 pub mod render;
 pub mod runtime;
 pub mod telemetry;

@@ -333,6 +333,26 @@ pub async fn events_after(
     Ok(rows.iter().map(event_from_row).collect())
 }
 
+/// Change events detected since `since`, newest first, optionally only of some devices (the NOC
+/// page's recent changes).
+pub async fn recent_events(
+    client: &impl GenericClient,
+    device_ids: Option<&[i64]>,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<ConfigEvent>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT e.id, e.device_id, d.name, e.detected_at, e.trigger, e.from_snapshot_id, e.to_snapshot_id, \
+             e.lines_added, e.lines_removed, e.diff FROM config_event e JOIN device d ON d.id = e.device_id \
+             WHERE e.detected_at >= $1 AND ($2::bigint[] IS NULL OR e.device_id = ANY($2)) \
+             ORDER BY e.detected_at DESC, e.id DESC LIMIT $3",
+            &[&since, &device_ids, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(event_from_row).collect())
+}
+
 /// The two snapshots `config diff` compares when not told: the latest, and the one before it
 /// in the backup history (a different content).
 pub async fn latest_two(

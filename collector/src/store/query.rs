@@ -191,6 +191,67 @@ pub async fn state_changes(
     Ok(rows.iter().map(change_from).collect())
 }
 
+/// The latest changes since `from`, newest first, optionally only of some devices (the NOC page's
+/// "recent changes": what happened last matters, so a busy hour is cut at its oldest end).
+pub async fn recent_state_changes(
+    db: &impl GenericClient,
+    device_ids: Option<&[i64]>,
+    from: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<StateChange>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "SELECT time, device_id, kind, key, old_state, new_state, detail FROM state_change
+              WHERE time >= $1 AND ($2::bigint[] IS NULL OR device_id = ANY($2))
+              ORDER BY time DESC, id DESC LIMIT $3",
+            &[&from, &device_ids, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(change_from).collect())
+}
+
+/// An interface administratively up whose operational status is not up (the intents'
+/// `interfaces_down`), with when its state last changed.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DownInterface {
+    pub device_id: i64,
+    pub name: String,
+    pub alias: Option<String>,
+    pub oper_status: Option<i16>,
+    /// The latest `interface` state change of this interface, if any is kept.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Interfaces admin up and oper not up across devices (optionally only some), most recently
+/// changed first.
+pub async fn interfaces_down(
+    db: &impl GenericClient,
+    device_ids: Option<&[i64]>,
+    limit: i64,
+) -> Result<Vec<DownInterface>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "SELECT i.device_id, i.name, i.alias, i.oper_status,
+                    (SELECT max(c.time) FROM state_change c
+                      WHERE c.device_id = i.device_id AND c.kind = 'interface' AND c.key = i.name)
+               FROM interface i
+              WHERE i.admin_status = 1 AND i.oper_status <> 1 AND ($1::bigint[] IS NULL OR i.device_id = ANY($1))
+              ORDER BY 5 DESC NULLS LAST, i.device_id, i.name LIMIT $2",
+            &[&device_ids, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DownInterface {
+            device_id: r.get(0),
+            name: r.get(1),
+            alias: r.get(2),
+            oper_status: r.get(3),
+            since: r.get(4),
+        })
+        .collect())
+}
+
 /// The state of every tracked object of a device as it was at `at` (objects that had vanished by
 /// then are left out), each with the time it entered that state.
 pub async fn state_as_of(
