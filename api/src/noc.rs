@@ -255,6 +255,7 @@ async fn page(State(s): State<AppState>, Query(q): Query<HashMap<String, String>
     let sections = [
         section("alerts", "Firing alerts", "wide", alerts(&cx)).await,
         section("intents", "Failing intents", "", intents(&cx)).await,
+        section("remediations", "Proposed fixes", "wide", remediations(&cx)).await,
         section("devices-down", "Devices down", "", devices_down(&cx)).await,
         section("interfaces-down", "Interfaces admin up, oper down", "", interfaces_down(&cx)).await,
         section("changes", "Routing and topology changes (last hour)", "", state_changes(&cx)).await,
@@ -623,6 +624,44 @@ async fn intents(cx: &Ctx<'_>) -> SectionResult {
     })
 }
 
+/// Open remediation proposals (the fixes the planner derived from failing intents), newest first.
+async fn remediations(cx: &Ctx<'_>) -> SectionResult {
+    let db = cx.db()?;
+    let fleet = cx.fleet()?;
+    let filter = remediation::store::Filter { statuses: vec!["open".into()], limit: 1000, ..Default::default() };
+    let open: Vec<_> = remediation::store::list(&***db, &filter)
+        .await?
+        .into_iter()
+        .filter(|p| fleet.shows_device(Some(p.device_id)))
+        .collect();
+    Ok(html! {
+        @if open.is_empty() {
+            p.ok { "No open proposals." " " (json_link("/api/v1/remediations")) }
+        } @else {
+            table {
+                thead { tr { th { "Fix" } th { "Device" } th { "Risk" } th { "Status" } th { "Commands" } th { "Proposed" } th {} } }
+                tbody {
+                    @for p in open.iter().take(MAX_ROWS) {
+                        tr.remediation {
+                            td { span.title { (p.title) } div.detail { (p.diagnosis) } }
+                            td { (device_link(&p.device)) }
+                            td { span class={ "risk risk-" (p.risk) } { (p.risk) } }
+                            td {
+                                (p.status)
+                                @if p.approval_required { " (needs approval)" }
+                            }
+                            td { pre.commands { (p.commands.join("\n")) } }
+                            td { (since(cx.now, p.created_at)) }
+                            td { (json_link(&format!("/api/v1/remediations/{}", p.id))) }
+                        }
+                    }
+                }
+            }
+            (more(MAX_ROWS, open.len(), "/api/v1/remediations?status=open"))
+        }
+    })
+}
+
 /// Devices marked down or failing their polls, the most recent first.
 async fn devices_down(cx: &Ctx<'_>) -> SectionResult {
     let fleet = cx.fleet()?;
@@ -831,6 +870,10 @@ tr.sev-row-info td:first-child { border-left: 6px solid #42a5f5; }
 .observed { color: #ff8a80; font-weight: 700; }
 .expected { color: #b9f6ca; }
 .detail, .alias { color: #aab3bf; }
+.risk { display: inline-block; padding: 0 .45rem; border-radius: 4px; font-weight: 700; font-size: .8rem; }
+.risk-low { background: #2e7d32; color: #fff; } .risk-medium { background: #fb8c00; color: #111; }
+.risk-high { background: #e53935; color: #fff; }
+pre.commands { margin: 0; font-size: .8rem; color: #cfd8dc; }
 .acked { color: #81c784; }
 .suppressed, .flapping { color: #ffb74d; }
 .added { color: #81c784; } .removed { color: #ff8a80; }

@@ -263,6 +263,7 @@ pub struct StoredProposal {
     pub id: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub device_id: i64,
     pub device: String,
     pub intent: String,
     pub playbook: String,
@@ -300,7 +301,7 @@ pub struct Filter {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "id, created_at, updated_at, device, intent, playbook, target, title, diagnosis, risk,
+const COLUMNS: &str = "id, created_at, updated_at, device_id, device, intent, playbook, target, title, diagnosis, risk,
                        approval_required, status, status_note, commands, rollback, verify_within_s, evidence";
 
 fn proposal(r: &tokio_postgres::Row) -> StoredProposal {
@@ -308,20 +309,21 @@ fn proposal(r: &tokio_postgres::Row) -> StoredProposal {
         id: r.get(0),
         created_at: r.get(1),
         updated_at: r.get(2),
-        device: r.get(3),
-        intent: r.get(4),
-        playbook: r.get(5),
-        target: r.get(6),
-        title: r.get(7),
-        diagnosis: r.get(8),
-        risk: r.get(9),
-        approval_required: r.get(10),
-        status: r.get(11),
-        status_note: r.get(12),
-        commands: r.get(13),
-        rollback: r.get(14),
-        verify_within_s: r.get(15),
-        evidence: r.get(16),
+        device_id: r.get(3),
+        device: r.get(4),
+        intent: r.get(5),
+        playbook: r.get(6),
+        target: r.get(7),
+        title: r.get(8),
+        diagnosis: r.get(9),
+        risk: r.get(10),
+        approval_required: r.get(11),
+        status: r.get(12),
+        status_note: r.get(13),
+        commands: r.get(14),
+        rollback: r.get(15),
+        verify_within_s: r.get(16),
+        evidence: r.get(17),
     }
 }
 

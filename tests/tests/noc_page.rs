@@ -111,6 +111,7 @@ async fn the_noc_page_shows_the_fabric_its_faults_and_one_site_escaped_and_survi
     assert!(section(&p, "intents").contains("No failing intents."), "{p}");
     assert!(section(&p, "devices-down").contains("Every device answers."), "{p}");
     assert!(section(&p, "interfaces-down").contains("No interface is down."), "{p}");
+    assert!(section(&p, "remediations").contains("No open proposals."), "{p}");
     assert!(p.contains(r#"<meta http-equiv="refresh" content="10">"#), "refreshes every 10 s by default: {p}");
     assert!(!p.contains("class=\"error\""), "no section failed: {p}");
     let root = page(&nw.api, "/?refresh=30").await;
@@ -169,6 +170,18 @@ async fn the_noc_page_shows_the_fabric_its_faults_and_one_site_escaped_and_survi
     let ifs = section(&p, "interfaces-down");
     assert!(!rows_with(ifs, "leaf002").is_empty() && !rows_with(ifs, "spine1").is_empty(), "{ifs}");
     assert!(tile(&p, "devices-up") == "4", "the devices still answer: {p}");
+    // The planner's proposed fixes: the BGP shutdown undone on leaf001, a bounce at each end of the cut cable.
+    let p = wait_page(&nw, "/noc", "the proposed fixes", |p| {
+        let fixes = section(p, "remediations");
+        rows_with(fixes, "Re-enable BGP neighbor").len() == 1 && rows_with(fixes, "Bounce").len() == 2
+    })
+    .await;
+    let fixes = section(&p, "remediations");
+    let bgp = rows_with(fixes, "Re-enable BGP neighbor")[0];
+    assert!(bgp.contains("leaf001") && bgp.contains("no neighbor"), "{bgp}");
+    assert!(bgp.contains("risk-medium") && bgp.contains("needs approval"), "{bgp}");
+    let bounces = rows_with(fixes, "Bounce");
+    assert!(bounces.iter().any(|r| r.contains("leaf002")) && bounces.iter().any(|r| r.contains("spine1")), "{fixes}");
 
     // An acknowledgement shows on its alert, its comment escaped.
     let (status, body) = nw
