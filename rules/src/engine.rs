@@ -407,15 +407,21 @@ impl Engine {
         let Some(series) = self.series.get(k) else { return };
         let history = series.history.clone();
         let mut results = Vec::new();
+        let mut bound = false;
         for &ri in rule_ids {
             let rule = &self.rules[ri];
             if !rule.scope.includes(meta) || !all_match(&rule.matchers, &series.labels) {
                 continue;
             }
             self.stats.evaluations += 1;
-            let cond = self.evaluator.eval(&rule.when, k.kind, &series.fields, &history, now_ms);
+            // The series' fields go into the scope once for all its rules.
+            if !bound {
+                self.evaluator.bind(k.kind, &series.fields);
+                bound = true;
+            }
+            let cond = self.evaluator.eval_bound(&rule.when, k.kind, &history, now_ms);
             let clear = match &rule.resolve_when {
-                Some(c) => Some(self.evaluator.eval(c, k.kind, &series.fields, &history, now_ms)),
+                Some(c) => Some(self.evaluator.eval_bound(c, k.kind, &history, now_ms)),
                 None => None,
             };
             match (cond, clear.transpose()) {
