@@ -5,6 +5,11 @@ use api::config::Config;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// mimalloc instead of glibc's malloc: a poll allocates and frees thousands of small objects on two
+/// runtime threads, and glibc's arenas (malloc, free, consolidation) took ~20 % of the CPU at scale.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "netwarden", version, about = "Network monitoring and self-healing")]
 struct Cli {

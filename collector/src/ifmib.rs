@@ -219,17 +219,17 @@ impl std::fmt::Display for DecodeIssue {
 }
 
 /// Builds interface rows from the columns walked in [`IF_COLUMNS`] order.
-pub fn decode_interfaces(columns: &[Vec<(Vec<u32>, Value)>]) -> (Vec<InterfaceRow>, Vec<DecodeIssue>) {
+pub fn decode_interfaces<I: AsRef<[u32]>>(columns: &[Vec<(I, Value)>]) -> (Vec<InterfaceRow>, Vec<DecodeIssue>) {
     let mut rows: BTreeMap<u32, InterfaceRow> = BTreeMap::new();
     let mut issues = Vec::new();
     let mut hc_seen = [false; 2];
     for (ci, (col, oid)) in IF_COLUMNS.iter().enumerate() {
         let Some(cells) = columns.get(ci) else { continue };
         for (index, value) in cells {
-            let [if_index] = index.as_slice() else {
+            let [if_index] = index.as_ref() else {
                 issues.push(DecodeIssue {
                     column: oid,
-                    index: index.clone(),
+                    index: index.as_ref().to_vec(),
                     detail: "index is not a single ifIndex".into(),
                 });
                 continue;
@@ -240,7 +240,7 @@ pub fn decode_interfaces(columns: &[Vec<(Vec<u32>, Value)>]) -> (Vec<InterfaceRo
             let row =
                 rows.entry(*if_index).or_insert_with(|| InterfaceRow { if_index: *if_index, ..Default::default() });
             if let Err(detail) = apply(row, *col, value, &mut hc_seen) {
-                issues.push(DecodeIssue { column: oid, index: index.clone(), detail });
+                issues.push(DecodeIssue { column: oid, index: vec![*if_index], detail });
             }
         }
     }

@@ -107,6 +107,9 @@ pub struct Engine {
     history_needs: HashMap<SourceKind, Vec<(usize, Duration)>>,
     devices: HashMap<i64, DeviceMeta>,
     series: BTreeMap<SeriesKey, Series>,
+    /// Devices whose device series says `status == "down"`, kept as series change so that
+    /// [`down_devices`](Self::down_devices) costs the down devices, not a scan of every series.
+    down: std::collections::BTreeSet<i64>,
     alerts: HashMap<(usize, SeriesKey), Instance>,
     flaps: HashMap<String, FlapState>,
     flap_windows: HashMap<String, Duration>,
@@ -147,6 +150,7 @@ impl Engine {
             history_needs,
             devices: HashMap::new(),
             series: BTreeMap::new(),
+            down: std::collections::BTreeSet::new(),
             alerts: HashMap::new(),
             flaps: HashMap::new(),
             flap_windows: HashMap::new(),
@@ -186,20 +190,25 @@ impl Engine {
 
     /// Names of devices whose last poll outcome left them down.
     pub fn down_devices(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .series
-            .iter()
-            .filter(|(k, s)| {
-                k.kind == SourceKind::Device
-                    && s.fields
-                        .first()
-                        .and_then(|v| v.clone().into_immutable_string().ok())
-                        .is_some_and(|v| v == "down")
-            })
-            .filter_map(|(k, _)| self.devices.get(&k.device_id).map(|d| d.name.clone()))
-            .collect();
+        let mut out: Vec<String> =
+            self.down.iter().filter_map(|id| self.devices.get(id).map(|d| d.name.clone())).collect();
         out.sort();
         out
+    }
+
+    /// Whether a device series' fields say the device is down (`status == "down"`).
+    fn says_down(fields: &[Dynamic]) -> bool {
+        fields
+            .first()
+            .and_then(|v| v.read_lock::<rhai::ImmutableString>().map(|s| s.as_str() == "down"))
+            .unwrap_or(false)
+    }
+
+    /// Removes a series (and its device from the down set when it is a device series).
+    fn remove_series(&mut self, k: &SeriesKey) {
+        if self.series.remove(k).is_some() && k.kind == SourceKind::Device {
+            self.down.remove(&k.device_id);
+        }
     }
 
     /// Puts back an alert saved before a restart. Returns false when its rule no longer exists (the
@@ -237,7 +246,7 @@ impl Engine {
             .collect();
         let mut out = Vec::new();
         for k in gone {
-            self.series.remove(&k);
+            self.remove_series(&k);
             self.resolve_series(&k, now_ms, &mut out);
         }
         out
@@ -288,7 +297,7 @@ impl Engine {
                         self.mark_lost(&k, now_ms);
                         seen.insert(k);
                     } else {
-                        self.series.remove(&k);
+                        self.remove_series(&k);
                         self.resolve_series(&k, now_ms, &mut out);
                     }
                 }
@@ -320,7 +329,7 @@ impl Engine {
             .collect();
         let mut out = Vec::new();
         for k in gone {
-            self.series.remove(&k);
+            self.remove_series(&k);
             self.resolve_series(&k, now_ms, &mut out);
         }
         out.extend(self.ingest(readings, None, false, now_ms));
@@ -328,7 +337,7 @@ impl Engine {
     }
 
     fn upsert(&mut self, r: Reading, merge_only: bool, now_ms: i64) {
-        let needs = self.history_needs.get(&r.key.kind).cloned().unwrap_or_default();
+        let needs: &[(usize, Duration)] = self.history_needs.get(&r.key.kind).map_or(&[], Vec::as_slice);
         let series = self.series.entry(r.key.clone()).or_insert_with(|| Series {
             labels: Arc::new(r.labels.clone()),
             fields: vec![Dynamic::UNIT; r.key.kind.fields().len()],
@@ -357,6 +366,13 @@ impl Engine {
                 points.pop_front();
             }
         }
+        if r.key.kind == SourceKind::Device {
+            if Self::says_down(&series.fields) {
+                self.down.insert(r.key.device_id);
+            } else {
+                self.down.remove(&r.key.device_id);
+            }
+        }
     }
 
     fn mark_lost(&mut self, k: &SeriesKey, now_ms: i64) {
@@ -371,7 +387,7 @@ impl Engine {
                 points.push_back((now_ms, v));
             }
         } else if now_ms - s.updated_ms > retention {
-            self.series.remove(k);
+            self.remove_series(k);
         }
     }
 
@@ -391,15 +407,21 @@ impl Engine {
         let Some(series) = self.series.get(k) else { return };
         let history = series.history.clone();
         let mut results = Vec::new();
+        let mut bound = false;
         for &ri in rule_ids {
             let rule = &self.rules[ri];
             if !rule.scope.includes(meta) || !all_match(&rule.matchers, &series.labels) {
                 continue;
             }
             self.stats.evaluations += 1;
-            let cond = self.evaluator.eval(&rule.when, k.kind, &series.fields, &history, now_ms);
+            // The series' fields go into the scope once for all its rules.
+            if !bound {
+                self.evaluator.bind(k.kind, &series.fields);
+                bound = true;
+            }
+            let cond = self.evaluator.eval_bound(&rule.when, k.kind, &history, now_ms);
             let clear = match &rule.resolve_when {
-                Some(c) => Some(self.evaluator.eval(c, k.kind, &series.fields, &history, now_ms)),
+                Some(c) => Some(self.evaluator.eval_bound(c, k.kind, &history, now_ms)),
                 None => None,
             };
             match (cond, clear.transpose()) {
@@ -792,6 +814,31 @@ mod tests {
         got.sort_by_key(|(c, _)| format!("{c:?}"));
         assert_eq!(got, vec![(Change::Firing, "eth1".into()), (Change::Resolved, "eth1".into())]);
         assert!(t.iter().any(|t| t.rule == "LldpNeighborLost" && t.change == Change::Firing));
+    }
+
+    #[test]
+    fn down_devices_follow_the_device_series() {
+        let mut e = engine(DOWN);
+        let device = |status: Option<&str>| {
+            let kind = SourceKind::Device;
+            let mut fields = vec![Dynamic::UNIT; kind.fields().len()];
+            if let Some(s) = status {
+                fields[0] = Dynamic::from(ImmutableString::from(s));
+            }
+            fields[6] = Dynamic::from_int(1);
+            Reading { key: SeriesKey { kind, device_id: 1, item: Arc::from("") }, labels: Labels::new(), fields }
+        };
+        assert!(e.down_devices().is_empty());
+        e.ingest(vec![device(Some("down"))], None, false, 0);
+        assert_eq!(e.down_devices(), vec!["leaf1".to_string()]);
+        // An overrun merges only the skipped count: still down.
+        e.ingest(vec![device(None)], None, true, S);
+        assert_eq!(e.down_devices(), vec!["leaf1".to_string()]);
+        e.ingest(vec![device(Some("unreachable"))], None, false, 2 * S);
+        assert!(e.down_devices().is_empty());
+        e.ingest(vec![device(Some("down"))], None, false, 3 * S);
+        e.set_devices(Vec::new(), 4 * S);
+        assert!(e.down_devices().is_empty(), "a device that left the inventory is not down");
     }
 
     #[test]

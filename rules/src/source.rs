@@ -267,6 +267,23 @@ pub fn if_status_name(v: Option<i16>) -> &'static str {
     }
 }
 
+/// [`if_status_name`] as a Rhai string, shared rather than allocated for every interface of every poll.
+fn if_status_text(v: Option<i16>) -> Dynamic {
+    static NAMES: std::sync::LazyLock<[ImmutableString; 7]> = std::sync::LazyLock::new(|| {
+        [None, Some(1), Some(2), Some(3), Some(5), Some(6), Some(7)].map(|v| ImmutableString::from(if_status_name(v)))
+    });
+    let i = match v {
+        Some(1) => 1,
+        Some(2) => 2,
+        Some(3) => 3,
+        Some(5) => 4,
+        Some(6) => 5,
+        Some(7) => 6,
+        _ => 0,
+    };
+    Dynamic::from(NAMES[i].clone())
+}
+
 fn num(v: Option<f64>) -> Dynamic {
     v.map_or(Dynamic::UNIT, Dynamic::from_float)
 }
@@ -349,8 +366,8 @@ pub fn readings(obs: &Observation, meta: &DeviceMeta, previous_uptime: Option<u3
                     key: SeriesKey { kind: SourceKind::Interface, device_id: obs.device_id, item: Arc::from(key) },
                     labels,
                     fields: vec![
-                        text(if_status_name(row.admin_status)),
-                        text(if_status_name(row.oper_status)),
+                        if_status_text(row.admin_status),
+                        if_status_text(row.oper_status),
                         num(speed),
                         num(r.in_bps),
                         num(r.out_bps),

@@ -140,10 +140,10 @@ impl Varbinds {
     }
 
     /// Adds what [`SnmpClient::walk_columns`] returned for `columns`.
-    pub fn extend_walked(&mut self, columns: &[Oid], walked: Vec<Vec<(Vec<u32>, Value)>>) {
+    pub fn extend_walked<I: AsRef<[u32]>>(&mut self, columns: &[Oid], walked: Vec<Vec<(I, Value)>>) {
         for (column, cells) in columns.iter().zip(walked) {
             for (index, value) in cells {
-                self.insert(column.child(&index), value);
+                self.insert(column.child(index.as_ref()), value);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The SNMP client: one device, one request in flight, timeouts and retries on fresh sockets.
 
+use super::oid::EncodedOids;
 use super::{Oid, Value};
 use crate::inventory::{AuthProtocol, PrivProtocol, SnmpCredentials, SnmpV3Credentials};
 use snmp2::AsyncSession;
@@ -106,14 +107,25 @@ fn error_status_name(code: u32) -> &'static str {
 }
 
 enum Request<'a> {
-    Get(&'a [Oid]),
-    Bulk { oids: &'a [Oid], max_repetitions: u32 },
+    Get(&'a EncodedOids),
+    Bulk { oids: &'a EncodedOids, max_repetitions: u32 },
 }
+
+/// A table index: the arcs after a column's OID. Inline up to four arcs (ifIndex, an IPv4 address),
+/// so a walked cell costs no allocation of its own.
+pub type Index = smallvec::SmallVec<[u32; 4]>;
+
+/// What [`SnmpClient::walk_columns`] returns: per column, `(index, value)` in walk order.
+pub type WalkedColumns = Vec<Vec<(Index, Value)>>;
 
 /// What one attempt produced, before retry policy is applied.
 enum Attempt {
-    Done(Vec<(Oid, Value)>),
-    AgentError { code: u32, index: u32 },
+    /// The response's varbinds went to the sink; this many.
+    Done(u64),
+    AgentError {
+        code: u32,
+        index: u32,
+    },
     Failed(snmp2::Error),
     TimedOut,
 }
@@ -168,7 +180,15 @@ impl SnmpClient {
 
     /// GET of scalars or instances; exceptions (noSuchObject...) come back as values.
     pub async fn get(&mut self, oids: &[Oid]) -> Result<Vec<(Oid, Value)>, SnmpError> {
-        let vbs = self.request(Request::Get(oids)).await?;
+        let mut encoded = EncodedOids::default();
+        for o in oids {
+            encoded.push(o.arcs());
+        }
+        let mut vbs = Vec::with_capacity(oids.len());
+        self.request(Request::Get(&encoded), |o, v| {
+            vbs.push((Oid::from_snmp2(o).unwrap_or_default(), Value::from_snmp2(&v)));
+        })
+        .await?;
         if vbs.len() != oids.len() {
             return Err(self.malformed(format!("asked for {} varbinds, decoded {}", oids.len(), vbs.len())));
         }
@@ -186,29 +206,58 @@ impl SnmpClient {
     /// Walks several table columns at once: each GETBULK carries one varbind per column still
     /// open, so a table of C columns and R rows costs about C*R/limit requests instead of one
     /// subtree walk per column. Returns, per column, `(index arcs, value)` in order.
-    pub async fn walk_columns(&mut self, columns: &[Oid]) -> Result<Vec<Vec<(Vec<u32>, Value)>>, SnmpError> {
+    pub async fn walk_columns(&mut self, columns: &[Oid]) -> Result<WalkedColumns, SnmpError> {
         self.walk_columns_with(columns, self.opts.max_repetitions).await
     }
 
-    async fn walk_columns_with(
-        &mut self,
-        columns: &[Oid],
-        max_repetitions: u32,
-    ) -> Result<Vec<Vec<(Vec<u32>, Value)>>, SnmpError> {
+    async fn walk_columns_with(&mut self, columns: &[Oid], max_repetitions: u32) -> Result<WalkedColumns, SnmpError> {
         let n = columns.len();
-        let mut cursors: Vec<Oid> = columns.to_vec();
+        // Each column's last OID, overwritten in place (its allocation is kept across requests).
+        let mut cursors: Vec<Vec<u32>> = columns.iter().map(|c| c.arcs().to_vec()).collect();
         let mut done = vec![false; n];
-        let mut out: Vec<Vec<(Vec<u32>, Value)>> = vec![Vec::new(); n];
+        let mut out: WalkedColumns = vec![Vec::new(); n];
         let mut reps_cap = max_repetitions.max(1);
         let mut active: Vec<usize> = (0..n).collect();
-        let mut request_oids: Vec<Oid> = Vec::with_capacity(n);
+        let mut request_oids = EncodedOids::default();
+        // The OID of the varbind being looked at, decoded into one reused buffer.
+        let mut arcs: Vec<u32> = Vec::new();
         while !active.is_empty() {
             let k = active.len() as u32;
             let reps = (self.opts.max_varbinds_per_request / k).clamp(1, reps_cap);
             request_oids.clear();
-            request_oids.extend(active.iter().map(|&c| cursors[c].clone()));
-            let vbs = match self.request(Request::Bulk { oids: &request_oids, max_repetitions: reps }).await {
-                Ok(v) => v,
+            for &c in &active {
+                request_oids.push(&cursors[c]);
+            }
+            // Set by the first varbind that does not follow its column's cursor: (oid, previous).
+            let mut not_increasing: Option<(Vec<u32>, Vec<u32>)> = None;
+            let mut pos = 0usize;
+            let sink = |oid: &snmp2::Oid<'_>, val: snmp2::Value<'_>| {
+                let c = active[pos % active.len()];
+                pos += 1;
+                if not_increasing.is_some() || done[c] {
+                    return;
+                }
+                // An OID with an arc beyond u32 is under no column (as an empty OID would be).
+                Oid::arcs_from_snmp2(oid, &mut arcs);
+                let Some(index) = arcs.strip_prefix(columns[c].arcs()).filter(|i| !i.is_empty()) else {
+                    done[c] = true;
+                    return;
+                };
+                if matches!(val, snmp2::Value::EndOfMibView) {
+                    done[c] = true;
+                    return;
+                }
+                if arcs.as_slice() <= cursors[c].as_slice() {
+                    not_increasing = Some((arcs.clone(), cursors[c].clone()));
+                    return;
+                }
+                let index = Index::from_slice(index);
+                cursors[c].clear();
+                cursors[c].extend_from_slice(&arcs);
+                out[c].push((index, Value::from_snmp2(&val)));
+            };
+            let got = match self.request(Request::Bulk { oids: &request_oids, max_repetitions: reps }, sink).await {
+                Ok(n) => n,
                 // tooBig: ask for fewer rows per request rather than failing the walk.
                 Err(SnmpError::Agent { code: 1, .. }) if reps > 1 => {
                     reps_cap = (reps / 2).max(1);
@@ -216,34 +265,17 @@ impl SnmpClient {
                 }
                 Err(e) => return Err(e),
             };
-            if vbs.is_empty() {
+            if got == 0 {
                 return Err(
                     self.malformed("empty varbind list in GETBULK response (undecodable value or broken agent)".into())
                 );
             }
-            for (pos, (oid, val)) in vbs.into_iter().enumerate() {
-                let c = active[pos % active.len()];
-                if done[c] {
-                    continue;
-                }
-                let Some(index) = oid.suffix(&columns[c]).filter(|i| !i.is_empty()) else {
-                    done[c] = true;
-                    continue;
-                };
-                if val == Value::EndOfMibView {
-                    done[c] = true;
-                    continue;
-                }
-                if oid <= cursors[c] {
-                    return Err(SnmpError::NotIncreasing {
-                        target: self.target.clone(),
-                        oid,
-                        previous: cursors[c].clone(),
-                    });
-                }
-                let index = index.to_vec();
-                cursors[c] = oid;
-                out[c].push((index, val));
+            if let Some((oid, previous)) = not_increasing {
+                return Err(SnmpError::NotIncreasing {
+                    target: self.target.clone(),
+                    oid: Oid(oid),
+                    previous: Oid(previous),
+                });
             }
             active.retain(|&c| !done[c]);
         }
@@ -254,9 +286,14 @@ impl SnmpClient {
         SnmpError::Malformed { target: self.target.clone(), detail }
     }
 
-    async fn request(&mut self, req: Request<'_>) -> Result<Vec<(Oid, Value)>, SnmpError> {
-        let oids: Vec<snmp2::Oid<'static>> = match &req {
-            Request::Get(o) | Request::Bulk { oids: o, .. } => o.iter().map(Oid::to_snmp2).collect(),
+    /// Sends one request (with retries) and hands every varbind of the response that counts to
+    /// `sink`, in order, straight from the receive buffer; returns how many there were.
+    async fn request<F>(&mut self, req: Request<'_>, mut sink: F) -> Result<u64, SnmpError>
+    where
+        F: FnMut(&snmp2::Oid<'_>, snmp2::Value<'_>),
+    {
+        let oids: Vec<snmp2::Oid<'_>> = match &req {
+            Request::Get(o) | Request::Bulk { oids: o, .. } => o.snmp2_oids(),
         };
         let refs: Vec<&snmp2::Oid<'_>> = oids.iter().collect();
         let mut attempts: u32 = 0;
@@ -278,11 +315,14 @@ impl SnmpClient {
                         Ok(pdu) if pdu.error_status != 0 => {
                             Attempt::AgentError { code: pdu.error_status, index: pdu.error_index }
                         }
-                        Ok(pdu) => Attempt::Done(
-                            pdu.varbinds
-                                .map(|(o, v)| (Oid::from_snmp2(&o).unwrap_or_default(), Value::from_snmp2(&v)))
-                                .collect(),
-                        ),
+                        Ok(pdu) => {
+                            let mut n = 0u64;
+                            for (o, v) in pdu.varbinds {
+                                n += 1;
+                                sink(&o, v);
+                            }
+                            Attempt::Done(n)
+                        }
                         Err(e) => Attempt::Failed(e),
                     }
                 };
@@ -293,9 +333,9 @@ impl SnmpClient {
             };
             let retry_allowed = attempts <= self.opts.retries;
             match attempt {
-                Attempt::Done(vbs) => {
-                    self.stats.varbinds += vbs.len() as u64;
-                    return Ok(vbs);
+                Attempt::Done(n) => {
+                    self.stats.varbinds += n;
+                    return Ok(n);
                 }
                 Attempt::AgentError { code, index } => {
                     return Err(SnmpError::Agent {

@@ -10,6 +10,6 @@ mod oid;
 mod value;
 
 pub(crate) use client::v3_security;
-pub use client::{ClientOptions, SnmpClient, SnmpError, WalkStats};
+pub use client::{ClientOptions, Index, SnmpClient, SnmpError, WalkStats, WalkedColumns};
 pub use oid::{Oid, OidParseError};
 pub use value::Value;

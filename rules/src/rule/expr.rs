@@ -245,10 +245,27 @@ impl Evaluator {
         history: &Arc<Vec<(usize, VecDeque<Point>)>>,
         now_ms: i64,
     ) -> Result<bool, EvalError> {
+        self.bind(kind, fields);
+        self.eval_bound(cond, kind, history, now_ms)
+    }
+
+    /// Puts one series' fields in the scope, for any number of [`eval_bound`](Self::eval_bound)
+    /// calls on that series (conditions are expressions: they cannot change the scope).
+    pub fn bind(&mut self, kind: SourceKind, fields: &[Dynamic]) {
         self.scope.clear();
         for (name, v) in kind.fields().iter().zip(fields) {
             self.scope.push_dynamic(*name, v.clone());
         }
+    }
+
+    /// [`eval`](Self::eval) over the fields of the last [`bind`](Self::bind).
+    pub fn eval_bound(
+        &mut self,
+        cond: &Condition,
+        kind: SourceKind,
+        history: &Arc<Vec<(usize, VecDeque<Point>)>>,
+        now_ms: i64,
+    ) -> Result<bool, EvalError> {
         let uses_history = !cond.history.is_empty();
         if uses_history {
             CONTEXT.set(Some(HistoryContext { kind, now_ms, history: history.clone(), strings: self.strings.clone() }));
