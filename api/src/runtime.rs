@@ -338,6 +338,9 @@ pub async fn serve(mut cfg: Config, demo: bool) -> Result<()> {
     let addr = listener.local_addr()?;
     println!("netwarden is running");
     println!(
+        "  NOC page   http://{addr}/   (alerts, failing intents, proposed fixes, devices and links down, changes)"
+    );
+    println!(
         "  API        http://{addr}/api/v1/devices   (health: http://{addr}/health, metrics: http://{addr}/metrics)"
     );
     println!("  database   {} (storage back-end: {})", db.description(), report.backend.as_str());
