@@ -1,9 +1,11 @@
 //! netwarden's API crate: the axum HTTP API and the wiring of the `netwarden` binary.
 //!
 //! Role: configuration, start-up and ordered shutdown of the service (database, migrations,
-//! scheduler, sample writer, HTTP server), the HTTP API and the CLI's rendering.
-//! Boundaries: it owns no device I/O (that is the collector's) and no SQL of its own tables
-//! yet; it calls the other crates' public functions.
+//! scheduler, sample writer, alert service, remediation planner, HTTP server), the HTTP API, the
+//! NOC page, the Grafana provisioning command and the CLI's rendering.
+//! Boundaries: it owns no device I/O (that is the collector's) and no tables of its own; it calls
+//! the other crates' public functions (the NOC page and the Grafana role read through them or
+//! grant on their tables).
 
 pub mod cli_ssh;
 pub mod config;
