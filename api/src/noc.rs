@@ -708,16 +708,7 @@ async fn devices_down(cx: &Ctx<'_>) -> SectionResult {
 
 /// IF-MIB ifOperStatus names.
 fn oper_status_name(s: Option<i16>) -> &'static str {
-    match s {
-        Some(1) => "up",
-        Some(2) => "down",
-        Some(3) => "testing",
-        Some(4) => "unknown",
-        Some(5) => "dormant",
-        Some(6) => "notPresent",
-        Some(7) => "lowerLayerDown",
-        _ => "?",
-    }
+    s.and_then(collector::ifmib::status_name).unwrap_or("?")
 }
 
 /// Interfaces administratively up whose link is not (cut cables, a peer shut), latest first.

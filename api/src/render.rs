@@ -5,16 +5,7 @@ use collector::poll::DevicePoll;
 use std::fmt::Write;
 
 fn status_name(s: Option<i16>) -> &'static str {
-    match s {
-        Some(1) => "up",
-        Some(2) => "down",
-        Some(3) => "testing",
-        Some(4) => "unknown",
-        Some(5) => "dormant",
-        Some(6) => "notPresent",
-        Some(7) => "lowerLayerDown",
-        _ => "-",
-    }
+    s.and_then(collector::ifmib::status_name).unwrap_or("-")
 }
 
 fn speed(bps: Option<u64>) -> String {

@@ -124,6 +124,20 @@ pub const IF_COLUMNS: [(IfColumn, &str); 31] = [
 ];
 
 /// The ifTable entry and ifXTable entry roots (for plain subtree walks and benchmarks).
+/// The IF-MIB name of an ifAdminStatus / ifOperStatus value (`None` for a value it does not define).
+pub fn status_name(s: i16) -> Option<&'static str> {
+    Some(match s {
+        1 => "up",
+        2 => "down",
+        3 => "testing",
+        4 => "unknown",
+        5 => "dormant",
+        6 => "notPresent",
+        7 => "lowerLayerDown",
+        _ => return None,
+    })
+}
+
 pub const IF_TABLE: &str = "1.3.6.1.2.1.2.2";
 pub const IF_X_TABLE: &str = "1.3.6.1.2.1.31.1.1";
 

@@ -294,6 +294,10 @@ pub async fn history(
         .collect())
 }
 
+/// The columns [`event_from_row`] reads, from `config_event e` joined with its device `d`.
+const EVENT_SELECT: &str = "SELECT e.id, e.device_id, d.name, e.detected_at, e.trigger, e.from_snapshot_id, \
+     e.to_snapshot_id, e.lines_added, e.lines_removed, e.diff FROM config_event e JOIN device d ON d.id = e.device_id";
+
 fn event_from_row(r: &Row) -> ConfigEvent {
     ConfigEvent {
         id: r.get(0),
@@ -324,9 +328,9 @@ pub async fn events_after(
 ) -> Result<Vec<ConfigEvent>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT e.id, e.device_id, d.name, e.detected_at, e.trigger, e.from_snapshot_id, e.to_snapshot_id, \
-             e.lines_added, e.lines_removed, e.diff FROM config_event e JOIN device d ON d.id = e.device_id \
-             WHERE e.id > $1 AND ($2::bigint IS NULL OR e.device_id = $2) ORDER BY e.id LIMIT $3",
+            &format!(
+                "{EVENT_SELECT} WHERE e.id > $1 AND ($2::bigint IS NULL OR e.device_id = $2) ORDER BY e.id LIMIT $3"
+            ),
             &[&after_id, &device_id, &limit],
         )
         .await?;
@@ -343,10 +347,10 @@ pub async fn recent_events(
 ) -> Result<Vec<ConfigEvent>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT e.id, e.device_id, d.name, e.detected_at, e.trigger, e.from_snapshot_id, e.to_snapshot_id, \
-             e.lines_added, e.lines_removed, e.diff FROM config_event e JOIN device d ON d.id = e.device_id \
-             WHERE e.detected_at >= $1 AND ($2::bigint[] IS NULL OR e.device_id = ANY($2)) \
-             ORDER BY e.detected_at DESC, e.id DESC LIMIT $3",
+            &format!(
+                "{EVENT_SELECT} WHERE e.detected_at >= $1 AND ($2::bigint[] IS NULL OR e.device_id = ANY($2)) \
+             ORDER BY e.detected_at DESC, e.id DESC LIMIT $3"
+            ),
             &[&since, &device_ids, &limit],
         )
         .await?;
