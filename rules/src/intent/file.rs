@@ -200,11 +200,12 @@ pub fn parse_intents(file: &str, text: &str) -> (Vec<Intent>, Vec<IntentError>) 
     let mut intents = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         let (label, raw, problems) = crate::rule::file::read_entry::<RawIntent>(entry, index, "intent");
+        // Counted from before the entry's own problems: an entry with an unknown key is not loaded.
+        let before = errors.len();
         for (line, message) in problems {
             err(&mut errors, line, message);
         }
         let Some(raw) = raw else { continue };
-        let before = errors.len();
         if raw.name.is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
             err(
                 &mut errors,
